@@ -1,0 +1,1 @@
+"""Policies: the framework-free contract and its implementations."""

@@ -1,0 +1,103 @@
+"""A robosuite table-top scene with a red, a green and a blue cube at random places.
+
+The goal (which cube to pick, and onto which cube to place it) is set by the task layer
+through `set_goal`; the success check follows robosuite's Lift (picked: lifted 4 cm above
+the table) and Stack (placed: resting on the base cube, touching it, not grasped).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from robosuite.environments.manipulation.manipulation_env import ManipulationEnv
+from robosuite.models.arenas import TableArena
+from robosuite.models.objects import BoxObject
+from robosuite.models.tasks import ManipulationTask
+from robosuite.utils.placement_samplers import UniformRandomSampler
+
+CUBE_COLORS = {"red": (0.85, 0.1, 0.1, 1), "green": (0.1, 0.7, 0.15, 1), "blue": (0.1, 0.25, 0.9, 1)}
+CUBE_HALF_SIZE = 0.02
+LIFT_MARGIN = 0.04
+MIN_CUBE_SPACING = 0.09  # centre to centre, so open fingers clear the neighbours
+MAX_PLACEMENT_TRIES = 200
+
+
+class ColorCubes(ManipulationEnv):
+    """Three coloured cubes; `goal = (target, base)` where base is None for picking."""
+
+    def __init__(self, robots, table_full_size=(0.8, 0.8, 0.05), table_friction=(1.0, 5e-3, 1e-4), **kwargs):
+        self.table_full_size = table_full_size
+        self.table_friction = table_friction
+        self.table_offset = np.array((0, 0, 0.8))
+        self.goal: tuple[str, str | None] = ("red", None)
+        self.placement_initializer = None
+        super().__init__(robots=robots, **kwargs)
+
+    def set_goal(self, target: str, base: str | None) -> None:
+        for color in (target, base):
+            if color is not None and color not in CUBE_COLORS:
+                raise ValueError(f"unknown cube colour {color!r}; choose from {sorted(CUBE_COLORS)}")
+        self.goal = (target, base)
+
+    def cube_body_id(self, color: str) -> int:
+        return self.sim.model.body_name2id(self.cubes[color].root_body)
+
+    def reward(self, action=None):
+        return 1.0 if self._check_success() else 0.0
+
+    def _check_success(self) -> bool:
+        target, base = self.goal
+        target_z = self.sim.data.body_xpos[self.cube_body_id(target)][2]
+        lifted = target_z > self.table_offset[2] + LIFT_MARGIN
+        if base is None:
+            return bool(lifted)
+        grasped = self._check_grasp(gripper=self.robots[0].gripper, object_geoms=self.cubes[target])
+        touching = self.check_contact(self.cubes[target], self.cubes[base])
+        return bool(lifted and touching and not grasped)
+
+    def _load_model(self):
+        super()._load_model()
+        robot_model = self.robots[0].robot_model
+        robot_model.set_base_xpos(robot_model.base_xpos_offset["table"](self.table_full_size[0]))
+        arena = TableArena(
+            table_full_size=self.table_full_size, table_friction=self.table_friction, table_offset=self.table_offset
+        )
+        arena.set_origin([0, 0, 0])
+        half = [CUBE_HALF_SIZE] * 3
+        self.cubes = {
+            color: BoxObject(name=f"{color}_cube", size_min=half, size_max=half, rgba=rgba)
+            for color, rgba in CUBE_COLORS.items()
+        }
+        self.placement_initializer = UniformRandomSampler(
+            name="CubeSampler",
+            mujoco_objects=list(self.cubes.values()),
+            x_range=[-0.12, 0.12],
+            y_range=[-0.15, 0.15],
+            rotation=None,
+            ensure_object_boundary_in_range=False,
+            ensure_valid_placement=True,
+            reference_pos=self.table_offset,
+            z_offset=0.01,
+            rng=self.rng,
+        )
+        self.model = ManipulationTask(
+            mujoco_arena=arena,
+            mujoco_robots=[robot.robot_model for robot in self.robots],
+            mujoco_objects=list(self.cubes.values()),
+        )
+
+    def _reset_internal(self):
+        super()._reset_internal()
+        if self.deterministic_reset:
+            return
+        for pos, quat, obj in self._sample_spaced_placement().values():
+            self.sim.data.set_joint_qpos(obj.joints[0], np.concatenate([np.array(pos), np.array(quat)]))
+
+    def _sample_spaced_placement(self) -> dict:
+        """Resample (from the seeded rng) until every pair of cubes is MIN_CUBE_SPACING apart."""
+        for _ in range(MAX_PLACEMENT_TRIES):
+            placement = self.placement_initializer.sample()
+            xy = np.array([pos[:2] for pos, _, _ in placement.values()])
+            gaps = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.eye(len(xy))
+            if gaps.min() >= MIN_CUBE_SPACING:
+                return placement
+        raise RuntimeError("could not place the cubes apart; widen the sampler ranges")

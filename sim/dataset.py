@@ -1,0 +1,387 @@
+"""HDF5 episode datasets: robomimic-compatible layout plus language annotations.
+
+Layout (a contract shared with training code)::
+
+    /data                attrs: env, env_args (JSON), total (sum of num_samples)
+    /data/demo_<i>       attrs: num_samples, model_file, instruction, seed,
+                                goal (JSON), success, plus Episode.extra_attrs
+        actions          (T, A) float32
+        obs/<key>        (T, ...) e.g. agentview_image (T, H, W, 3) uint8 (gzip)
+        states           (T, 1 + nq + nv) float64
+        rewards (T,), dones (T,), subtasks (T,) variable-length utf-8 strings
+    /mask/train, /mask/valid   demo names as bytes; every 10th demo is valid
+
+Crash safety: the writer opens the file once per episode, writes the demo under a
+temporary root-level group, renames it to /data/demo_<i> as the last step and
+closes the file. A ``kill -9`` therefore never exposes a half-written demo, and
+every previously finished episode stays readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from sim.episode import Episode
+
+# Attributes > 64 KB (model_file) need the HDF5 1.8+ object header format.
+LIBVER = ("v108", "latest")
+VALID_EVERY = 10  # demo_9, demo_19, ... go to the validation mask
+_TMP_PREFIX = "_incomplete_"
+_DEMO_RE = re.compile(r"^demo_(\d+)$")
+_RESERVED_ATTRS = ("num_samples", "model_file", "instruction", "seed", "goal", "success")
+_FIX_REWRITE = "Re-run `vla collect` or restore it from a backup"
+
+
+class DatasetError(Exception):
+    """A dataset file is missing, unreadable, or does not follow the layout."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Summary of a validated dataset file.
+
+    demo_names: demo group names sorted by numeric index, e.g. ("demo_0", "demo_1").
+    total: sum of num_samples over all demos.
+    """
+
+    path: Path
+    env_name: str
+    env_args: dict
+    demo_names: tuple[str, ...]
+    total: int
+
+    @property
+    def num_demos(self) -> int:
+        return len(self.demo_names)
+
+
+def demo_index(name: str) -> int:
+    """Return i for a group name "demo_<i>"; raise ValueError otherwise."""
+    m = _DEMO_RE.match(name)
+    if m is None:
+        raise ValueError(f"not a demo group name: {name!r} (expected 'demo_<i>')")
+    return int(m.group(1))
+
+
+def split_masks(demo_names: list[str]) -> tuple[list[str], list[str]]:
+    """Split demo names into (train, valid): index % 10 == 9 goes to valid."""
+    valid = [n for n in demo_names if demo_index(n) % VALID_EVERY == VALID_EVERY - 1]
+    train = [n for n in demo_names if demo_index(n) % VALID_EVERY != VALID_EVERY - 1]
+    return train, valid
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _open_read(path: Path) -> h5py.File:
+    """Open read-only without HDF5 file locking, mapping failures to DatasetError."""
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist: check the path or run `vla collect` first")
+    if not path.is_file():
+        raise DatasetError(f"{path} is not a regular file: pass the path of an .hdf5 dataset")
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        raise DatasetError(
+            f"{path} is not a readable HDF5 file (truncated or corrupt?): {exc}. {_FIX_REWRITE}"
+        ) from exc
+
+
+def _sorted_demo_names(data: h5py.Group) -> list[str]:
+    """Names of the demo_<i> groups under /data, sorted by index."""
+    return sorted((k for k in data.keys() if _DEMO_RE.match(k)), key=demo_index)
+
+
+def _demo_length(path: Path, name: str, g: h5py.Group) -> int:
+    """Validate one demo group; return T. Every per-step array must have length T."""
+    where = f"{path}: /data/{name}"
+    for key in ("actions", "states", "obs"):
+        if key not in g:
+            raise DatasetError(f"{where} has no '{key}' (demo is incomplete or corrupt). {_FIX_REWRITE}")
+    if not isinstance(g["obs"], h5py.Group):
+        raise DatasetError(f"{where}/obs is not a group. {_FIX_REWRITE}")
+    t = int(g["actions"].shape[0]) if g["actions"].ndim else -1
+    fields = {k: g[k] for k in ("actions", "states", "rewards", "dones", "subtasks") if k in g}
+    fields.update({f"obs/{k}": v for k, v in g["obs"].items()})
+    for field, dset in fields.items():
+        n = int(dset.shape[0]) if isinstance(dset, h5py.Dataset) and dset.ndim else -1
+        if n != t or t < 0:
+            raise DatasetError(
+                f"{where}/{field} has length {n}, expected {t} (same as actions). {_FIX_REWRITE}"
+            )
+    ns = g.attrs.get("num_samples")
+    if ns is not None and int(ns) != t:
+        raise DatasetError(f"{where} attr num_samples={int(ns)} but actions has {t} steps. {_FIX_REWRITE}")
+    return t
+
+
+def _read_info(path: Path, f: h5py.File) -> DatasetInfo:
+    """Validate an open file and summarise it."""
+    data = f.get("data")
+    if not isinstance(data, h5py.Group):
+        raise DatasetError(f"{path} has no /data group: not a vla-stack/robomimic dataset")
+    if "env" not in data.attrs:
+        raise DatasetError(f"{path}: /data has no 'env' attribute: not a vla-stack/robomimic dataset")
+    try:
+        env_args = json.loads(data.attrs.get("env_args", "{}"))
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"{path}: /data attr env_args is not valid JSON ({exc}). {_FIX_REWRITE}") from exc
+    names = _sorted_demo_names(data)
+    total = 0
+    for name in names:
+        g = data[name]
+        if not isinstance(g, h5py.Group):
+            raise DatasetError(f"{path}: /data/{name} is not a group. {_FIX_REWRITE}")
+        total += _demo_length(path, name, g)
+    return DatasetInfo(path, _as_str(data.attrs["env"]), env_args, tuple(names), total)
+
+
+def open_dataset(path: str | os.PathLike) -> DatasetInfo:
+    """Open and validate a dataset file; raise DatasetError naming any problem."""
+    path = Path(path)
+    with _open_read(path) as f:
+        try:
+            return _read_info(path, f)
+        except (OSError, KeyError, RuntimeError) as exc:
+            raise DatasetError(f"{path} is corrupt ({exc}). {_FIX_REWRITE}") from exc
+
+
+def _as_str(value) -> str:
+    """HDF5 strings may come back as bytes (fixed-length) or str (variable-length)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _py_attr(value):
+    """Convert numpy scalars/bytes from h5py attrs to plain Python values."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _load_demo(path: Path, name: str, g: h5py.Group) -> Episode:
+    """Load a validated demo group into an Episode."""
+    t = _demo_length(path, name, g)
+    attrs = {k: _py_attr(v) for k, v in g.attrs.items()}
+    subtasks = list(g["subtasks"].asstr()[()]) if "subtasks" in g else [""] * t
+    return Episode(
+        seed=int(attrs.get("seed", 0)),
+        instruction=str(attrs.get("instruction", "")),
+        goal=json.loads(attrs.get("goal", "{}")),
+        actions=g["actions"][()],
+        observations={k: v[()] for k, v in g["obs"].items()},
+        states=g["states"][()],
+        rewards=g["rewards"][()] if "rewards" in g else np.zeros(t),
+        dones=g["dones"][()] if "dones" in g else np.zeros(t, dtype=np.int64),
+        subtasks=[str(s) for s in subtasks],
+        model_file=str(attrs.get("model_file", "")),
+        success=bool(attrs.get("success", True)),
+        extra_attrs={k: v for k, v in attrs.items() if k not in _RESERVED_ATTRS},
+    )
+
+
+def read_episode(path: str | os.PathLike, demo_name: str) -> Episode:
+    """Load every array and attribute of /data/<demo_name> into an Episode."""
+    path = Path(path)
+    with _open_read(path) as f:
+        try:
+            _read_info(path, f)
+            g = f["data"].get(demo_name)
+            if not isinstance(g, h5py.Group) or not _DEMO_RE.match(demo_name):
+                have = ", ".join(_sorted_demo_names(f["data"])[:5]) or "none"
+                raise DatasetError(f"{path} has no demo {demo_name!r} (demos: {have}...)")
+            return _load_demo(path, demo_name, g)
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            raise DatasetError(f"{path}: cannot read /data/{demo_name} ({exc}). {_FIX_REWRITE}") from exc
+
+
+def iter_episodes(path: str | os.PathLike) -> Iterator[Episode]:
+    """Yield every episode in index order (the file is reopened per episode)."""
+    for name in open_dataset(path).demo_names:
+        yield read_episode(path, name)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _json_default(obj):
+    """json.dumps fallback for numpy arrays and scalars."""
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, default=_json_default, sort_keys=True)
+
+
+def _check_episode(ep: Episode) -> int:
+    """Validate per-step lengths before touching the file; return T."""
+    t = ep.num_samples
+    if t < 1 or np.ndim(ep.actions) != 2:
+        raise ValueError(f"episode actions must be (T, A) with T >= 1, got shape {np.shape(ep.actions)}")
+    if np.ndim(ep.states) != 2:
+        raise ValueError(f"episode states must be (T, 1+nq+nv), got shape {np.shape(ep.states)}")
+    per_step = {"states": ep.states, "rewards": ep.rewards, "dones": ep.dones, "subtasks": ep.subtasks}
+    per_step.update({f"obs/{k}": v for k, v in ep.observations.items()})
+    for field, value in per_step.items():
+        if len(value) != t:
+            raise ValueError(f"episode {field} has length {len(value)}, expected {t} (actions)")
+    clash = set(ep.extra_attrs) & set(_RESERVED_ATTRS)
+    if clash:
+        raise ValueError(f"extra_attrs may not override reserved attributes {sorted(clash)}")
+    return t
+
+
+def _write_demo(g: h5py.Group, ep: Episode) -> None:
+    """Fill an empty group with one episode's arrays and attributes."""
+    g.create_dataset("actions", data=np.asarray(ep.actions, dtype=np.float32))
+    g.create_dataset("states", data=np.asarray(ep.states, dtype=np.float64))
+    g.create_dataset("rewards", data=np.asarray(ep.rewards))
+    g.create_dataset("dones", data=np.asarray(ep.dones))
+    g.create_dataset("subtasks", data=[str(s) for s in ep.subtasks], dtype=h5py.string_dtype())
+    obs = g.create_group("obs")
+    for key, value in ep.observations.items():
+        arr = np.asarray(value)
+        if arr.dtype == np.uint8 and arr.ndim == 4:  # images: one gzip chunk per frame
+            obs.create_dataset(key, data=arr, chunks=(1, *arr.shape[1:]), compression="gzip")
+        else:
+            obs.create_dataset(key, data=arr)
+    g.attrs["num_samples"] = ep.num_samples
+    g.attrs["model_file"] = ep.model_file
+    g.attrs["instruction"] = ep.instruction
+    g.attrs["seed"] = int(ep.seed)
+    g.attrs["goal"] = _dumps(ep.goal)
+    g.attrs["success"] = bool(ep.success)
+    for key, value in ep.extra_attrs.items():
+        g.attrs[key] = value
+
+
+def _update_summary(f: h5py.File) -> None:
+    """Recompute /data attr total and rewrite /mask/train and /mask/valid."""
+    names = _sorted_demo_names(f["data"])
+    f["data"].attrs["total"] = int(sum(int(f["data"][n].attrs["num_samples"]) for n in names))
+    masks = f.require_group("mask")
+    for key, subset in zip(("train", "valid"), split_masks(names)):
+        if key in masks:
+            del masks[key]
+        masks.create_dataset(key, data=np.array(subset, dtype="S") if subset else np.zeros(0, "S1"))
+
+
+class DatasetWriter:
+    """Append episodes to a dataset file, one open/write/close cycle per episode.
+
+    Usage::
+
+        with DatasetWriter("out.hdf5", "color_cubes", {"seed": 0}) as w:
+            w.write(episode)  # -> "demo_0"
+    """
+
+    def __init__(self, path: str | os.PathLike, env_name: str, env_args: dict, append: bool = False):
+        self.path = Path(path)
+        self.env_name = env_name
+        self.env_args = dict(env_args)
+        if self.path.exists():
+            self._init_append(append)
+        else:
+            self._init_create()
+
+    def _init_create(self) -> None:
+        """Create an empty dataset atomically (temp file + rename)."""
+        if not self.path.parent.is_dir():
+            raise DatasetError(
+                f"cannot create {self.path}: directory {self.path.parent} does not exist. "
+                "Create it first or choose another --out"
+            )
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with h5py.File(tmp, "w", libver=LIBVER) as f:
+                data = f.create_group("data")
+                data.attrs["env"] = self.env_name
+                data.attrs["env_args"] = _dumps(self.env_args)
+                data.attrs["total"] = 0
+                _update_summary(f)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DatasetError(f"cannot create {self.path}: {exc}. Check permissions and disk space") from exc
+        self._demo_names: list[str] = []
+
+    def _init_append(self, append: bool) -> None:
+        """Validate an existing file for appending and drop leftover temporary groups."""
+        if not append:
+            raise DatasetError(
+                f"{self.path} already exists: pass --append to add episodes to it, "
+                "or choose another --out (existing datasets are never overwritten)"
+            )
+        info = open_dataset(self.path)
+        if info.env_name != self.env_name:
+            raise DatasetError(
+                f"{self.path} holds env {info.env_name!r}, cannot append {self.env_name!r} episodes: "
+                "choose another --out"
+            )
+        with self._open_rw() as f:
+            for key in [k for k in f.keys() if k.startswith(_TMP_PREFIX)]:
+                try:
+                    del f[key]
+                except (KeyError, OSError, RuntimeError):
+                    pass  # unreadable leftover: harmless, it lives outside /data
+        self._demo_names = list(info.demo_names)
+
+    def _open_rw(self) -> h5py.File:
+        """Open the existing file for writing, mapping failures to DatasetError."""
+        try:
+            return h5py.File(self.path, "r+", libver=LIBVER, locking="best-effort")
+        except OSError as exc:
+            raise DatasetError(
+                f"cannot open {self.path} for writing ({exc}): is another `vla collect` "
+                f"writing it, or is it corrupt? {_FIX_REWRITE}"
+            ) from exc
+
+    @property
+    def num_demos(self) -> int:
+        """Number of finished demos in the file."""
+        return len(self._demo_names)
+
+    def _next_name(self) -> str:
+        last = max((demo_index(n) for n in self._demo_names), default=-1)
+        return f"demo_{last + 1}"
+
+    def write(self, episode: Episode) -> str:
+        """Write one episode as the next demo_<i>; return its name.
+
+        The demo becomes visible under /data only after it is fully written.
+        """
+        _check_episode(episode)
+        name = self._next_name()
+        with self._open_rw() as f:
+            tmp = _TMP_PREFIX + name
+            while tmp in f:  # an undeletable leftover; pick a fresh name
+                tmp += "_"
+            _write_demo(f.create_group(tmp), episode)
+            f.flush()
+            f.move(tmp, f"data/{name}")
+            _update_summary(f)
+            f.flush()
+        self._demo_names.append(name)
+        return name
+
+    def close(self) -> None:
+        """Nothing is held open between episodes; kept for API symmetry."""
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
