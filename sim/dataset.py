@@ -1,24 +1,20 @@
 """HDF5 episode datasets: robomimic-compatible layout plus language annotations.
 
-Layout (a contract shared with training code)::
-
-    /data                attrs: env, env_args (JSON), total (sum of num_samples)
-    /data/demo_<i>       attrs: num_samples, model_file, instruction, seed,
-                                goal (JSON), success, plus Episode.extra_attrs
-        actions          (T, A) float32
-        obs/<key>        (T, ...) e.g. agentview_image (T, H, W, 3) uint8 (gzip)
-        states           (T, 1 + nq + nv) float64
-        rewards (T,), dones (T,), subtasks (T,) variable-length utf-8 strings
-    /mask/train, /mask/valid   demo names as bytes; every 10th demo is valid
+    /data           attrs: env, env_args (JSON), total (sum of num_samples)
+    /data/demo_<i>  attrs: num_samples, model_file, instruction, seed, goal (JSON),
+                    success, Episode.extra_attrs; datasets: actions (T, A) float32,
+                    obs/<key> (T, ...) (images (T, H, W, 3) uint8 gzip), states
+                    (T, 1+nq+nv) float64, rewards (T,), dones (T,), subtasks (T,) str
+    /mask/train, /mask/valid   demo names as bytes; demo_9, demo_19, ... are valid
 
 Crash safety: the writer opens the file once per episode, writes the demo under a
 temporary root-level group, renames it to /data/demo_<i> as the last step and
-closes the file. A ``kill -9`` therefore never exposes a half-written demo, and
-every previously finished episode stays readable.
+closes the file, so a ``kill -9`` never exposes a half-written demo.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -73,9 +69,9 @@ def demo_index(name: str) -> int:
 
 def split_masks(demo_names: list[str]) -> tuple[list[str], list[str]]:
     """Split demo names into (train, valid): index % 10 == 9 goes to valid."""
-    valid = [n for n in demo_names if demo_index(n) % VALID_EVERY == VALID_EVERY - 1]
-    train = [n for n in demo_names if demo_index(n) % VALID_EVERY != VALID_EVERY - 1]
-    return train, valid
+    is_valid = [demo_index(n) % VALID_EVERY == VALID_EVERY - 1 for n in demo_names]
+    return ([n for n, v in zip(demo_names, is_valid) if not v],
+            [n for n, v in zip(demo_names, is_valid) if v])
 
 
 # ----------------------------------------------------------------------------- reading
@@ -123,13 +119,19 @@ def _demo_length(path: Path, name: str, g: h5py.Group) -> int:
     return t
 
 
-def _read_info(path: Path, f: h5py.File) -> DatasetInfo:
-    """Validate an open file and summarise it."""
+def _data_group(path: Path, f: h5py.File) -> h5py.Group:
+    """Return /data after checking it exists and names its env."""
     data = f.get("data")
     if not isinstance(data, h5py.Group):
         raise DatasetError(f"{path} has no /data group: not a vla-stack/robomimic dataset")
     if "env" not in data.attrs:
         raise DatasetError(f"{path}: /data has no 'env' attribute: not a vla-stack/robomimic dataset")
+    return data
+
+
+def _read_info(path: Path, f: h5py.File) -> DatasetInfo:
+    """Validate an open file (every demo's fields and lengths) and summarise it."""
+    data = _data_group(path, f)
     try:
         env_args = json.loads(data.attrs.get("env_args", "{}"))
     except (TypeError, ValueError) as exc:
@@ -141,7 +143,7 @@ def _read_info(path: Path, f: h5py.File) -> DatasetInfo:
         if not isinstance(g, h5py.Group):
             raise DatasetError(f"{path}: /data/{name} is not a group. {_FIX_REWRITE}")
         total += _demo_length(path, name, g)
-    return DatasetInfo(path, _as_str(data.attrs["env"]), env_args, tuple(names), total)
+    return DatasetInfo(path, str(_py_attr(data.attrs["env"])), env_args, tuple(names), total)
 
 
 def open_dataset(path: str | os.PathLike) -> DatasetInfo:
@@ -150,13 +152,8 @@ def open_dataset(path: str | os.PathLike) -> DatasetInfo:
     with _open_read(path) as f:
         try:
             return _read_info(path, f)
-        except (OSError, KeyError, RuntimeError) as exc:
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
             raise DatasetError(f"{path} is corrupt ({exc}). {_FIX_REWRITE}") from exc
-
-
-def _as_str(value) -> str:
-    """HDF5 strings may come back as bytes (fixed-length) or str (variable-length)."""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _py_attr(value):
@@ -194,10 +191,10 @@ def read_episode(path: str | os.PathLike, demo_name: str) -> Episode:
     path = Path(path)
     with _open_read(path) as f:
         try:
-            _read_info(path, f)
-            g = f["data"].get(demo_name)
+            data = _data_group(path, f)
+            g = data.get(demo_name)
             if not isinstance(g, h5py.Group) or not _DEMO_RE.match(demo_name):
-                have = ", ".join(_sorted_demo_names(f["data"])[:5]) or "none"
+                have = ", ".join(_sorted_demo_names(data)[:5]) or "none"
                 raise DatasetError(f"{path} has no demo {demo_name!r} (demos: {have}...)")
             return _load_demo(path, demo_name, g)
         except (OSError, KeyError, RuntimeError, ValueError) as exc:
@@ -236,8 +233,9 @@ def _check_episode(ep: Episode) -> int:
     per_step = {"states": ep.states, "rewards": ep.rewards, "dones": ep.dones, "subtasks": ep.subtasks}
     per_step.update({f"obs/{k}": v for k, v in ep.observations.items()})
     for field, value in per_step.items():
-        if len(value) != t:
-            raise ValueError(f"episode {field} has length {len(value)}, expected {t} (actions)")
+        n = len(value) if isinstance(value, (list, tuple)) else (np.shape(value) or (-1,))[0]
+        if n != t:
+            raise ValueError(f"episode {field} has length {n}, expected {t} (actions)")
     clash = set(ep.extra_attrs) & set(_RESERVED_ATTRS)
     if clash:
         raise ValueError(f"extra_attrs may not override reserved attributes {sorted(clash)}")
@@ -333,10 +331,8 @@ class DatasetWriter:
             )
         with self._open_rw() as f:
             for key in [k for k in f.keys() if k.startswith(_TMP_PREFIX)]:
-                try:
-                    del f[key]
-                except (KeyError, OSError, RuntimeError):
-                    pass  # unreadable leftover: harmless, it lives outside /data
+                with contextlib.suppress(KeyError, OSError, RuntimeError):
+                    del f[key]  # an unreadable leftover is harmless: it is outside /data
         self._demo_names = list(info.demo_names)
 
     def _open_rw(self) -> h5py.File:
@@ -354,27 +350,32 @@ class DatasetWriter:
         """Number of finished demos in the file."""
         return len(self._demo_names)
 
-    def _next_name(self) -> str:
-        last = max((demo_index(n) for n in self._demo_names), default=-1)
-        return f"demo_{last + 1}"
-
     def write(self, episode: Episode) -> str:
         """Write one episode as the next demo_<i>; return its name.
 
         The demo becomes visible under /data only after it is fully written.
         """
         _check_episode(episode)
-        name = self._next_name()
         with self._open_rw() as f:
+            names = _sorted_demo_names(f["data"])  # the file, not a cache, decides numbering
+            name = f"demo_{demo_index(names[-1]) + 1 if names else 0}"
             tmp = _TMP_PREFIX + name
             while tmp in f:  # an undeletable leftover; pick a fresh name
                 tmp += "_"
-            _write_demo(f.create_group(tmp), episode)
-            f.flush()
-            f.move(tmp, f"data/{name}")
-            _update_summary(f)
-            f.flush()
-        self._demo_names.append(name)
+            try:
+                _write_demo(f.create_group(tmp), episode)
+                f.flush()
+                f.move(tmp, f"data/{name}")
+                _update_summary(f)
+                f.flush()
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    del f[tmp]
+                if isinstance(exc, OSError):
+                    raise DatasetError(f"writing {name} to {self.path} failed ({exc}). "
+                                       "Check disk space; finished demos are intact") from exc
+                raise
+        self._demo_names = [*names, name]
         return name
 
     def close(self) -> None:

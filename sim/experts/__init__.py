@@ -1,0 +1,1 @@
+"""Scripted experts that use privileged simulator state and label each step with its subtask."""

@@ -1,0 +1,157 @@
+"""A scripted pick / pick-and-place expert on privileged simulator state.
+
+It plans in Cartesian space (a moving set-point toward each phase's target), turns the
+set-point into joint targets with damped least-squares IK, and labels every step with
+the phrase of the phase it is in ("reach the red cube", "grasp", "lift", ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import mujoco
+import numpy as np
+
+from policies.base import ActionChunk
+from sim.experts.ik import DampedLeastSquaresIK, yaw_of, yaw_rotation
+
+GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 1.0
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    max_speed: float = 0.015  # metres per control step (0.3 m/s at 20 Hz)
+    hover_height: float = 0.10  # above the cube before descending
+    grasp_depth: float = 0.0  # grip site below the cube centre when grasping
+    lift_height: float = 0.15
+    place_clearance: float = 0.012  # gap between held cube and base cube before release
+    tolerance: float = 0.008
+
+
+@dataclass(frozen=True)
+class Phase:
+    label: str
+    target: Callable[[], np.ndarray]  # desired grip-site position (3,)
+    gripper: float
+    min_steps: int = 0
+    max_steps: int = 80
+    tolerance: float | None = None  # None: ends on min_steps alone
+
+
+class ScriptedExpert:
+    """Policy-contract expert for one VlaEnv; call reset() after env.reset()."""
+
+    def __init__(self, env, config: ExpertConfig = ExpertConfig()):
+        self.env = env
+        self.config = config
+        robot = env.robot
+        sim = env.suite_env.sim
+        self.site_id = robot.eef_site_id["right"]
+        self.qpos_index = np.array(robot._ref_joint_pos_indexes)
+        self.ik = DampedLeastSquaresIK(sim.model._model, self.site_id, self.qpos_index,
+                                       np.array(robot._ref_joint_vel_indexes), np.array(robot.init_qpos))
+        self.phases: list[Phase] = []
+
+    # -- Policy contract -----------------------------------------------------------------
+    def reset(self, instruction: str = "") -> None:
+        goal = self.env.goal
+        q_now = self._joint_positions()
+        self.q_cmd = q_now
+        self.setpoint, rot = self.ik.forward(q_now)
+        self.down_rot = rot
+        self.target_rot = rot
+        self.phase_index, self.phase_steps = 0, 0
+        self.grasp_point = None
+        self.phases = self._pick_phases(goal.target)
+        if goal.base is not None:
+            self.phases += self._place_phases(goal.base)
+
+    def act(self, observation=None) -> ActionChunk:
+        phase = self._current_phase()
+        target = phase.target()
+        step = np.clip(target - self.setpoint, -self.config.max_speed, self.config.max_speed)
+        self.setpoint = self.setpoint + step
+        self.q_cmd = self.ik.solve(self.q_cmd, self.setpoint, self.target_rot)
+        self.phase_steps += 1
+        action = np.append(self.q_cmd, phase.gripper)
+        return ActionChunk(action[None], subtask=phase.label)
+
+    # -- phases --------------------------------------------------------------------------
+    def _pick_phases(self, color: str) -> list[Phase]:
+        cfg = self.config
+        reach = f"reach the {color} cube"
+        return [
+            Phase(reach, lambda: self._cube_pos(color, align=True) + [0, 0, cfg.hover_height], GRIPPER_OPEN,
+                  tolerance=2 * cfg.tolerance),
+            Phase(reach, lambda: self._cube_pos(color, align=True) - [0, 0, cfg.grasp_depth], GRIPPER_OPEN,
+                  tolerance=cfg.tolerance / 2, min_steps=3),
+            Phase("grasp", self._hold_grasp_point, GRIPPER_CLOSED, min_steps=12),
+            Phase("lift", lambda: self.grasp_point + [0, 0, cfg.lift_height], GRIPPER_CLOSED,
+                  tolerance=cfg.tolerance, max_steps=60),
+        ]
+
+    def _place_phases(self, base: str) -> list[Phase]:
+        cfg = self.config
+        carry_height = cfg.lift_height + 0.02
+
+        def above_base() -> np.ndarray:
+            return self._cube_pos(base) * [1, 1, 0] + [0, 0, self.grasp_point[2] + carry_height]
+
+        def on_base() -> np.ndarray:
+            stack_height = 2 * self._cube_half_height(base) + cfg.place_clearance
+            return self._cube_pos(base) + [0, 0, stack_height]
+
+        return [
+            Phase(f"move above the {base} cube", above_base, GRIPPER_CLOSED, tolerance=cfg.tolerance),
+            Phase("lower", on_base, GRIPPER_CLOSED, tolerance=cfg.tolerance / 2, min_steps=3),
+            Phase("release", lambda: self.setpoint.copy(), GRIPPER_OPEN, min_steps=10),
+            Phase("release", lambda: on_base() + [0, 0, 0.08], GRIPPER_OPEN, max_steps=10**6),
+        ]
+
+    def _current_phase(self) -> Phase:
+        while self.phase_index < len(self.phases) - 1 and self._phase_done(self.phases[self.phase_index]):
+            self.phase_index += 1
+            self.phase_steps = 0
+        return self.phases[self.phase_index]
+
+    def _phase_done(self, phase: Phase) -> bool:
+        if self.phase_steps < phase.min_steps:
+            return False
+        if self.phase_steps >= phase.max_steps or phase.tolerance is None:
+            return True
+        target = phase.target()
+        settled = np.linalg.norm(self.setpoint - target) < 1e-3
+        return settled and np.linalg.norm(self._grip_site_pos() - target) < phase.tolerance
+
+    # -- privileged state ----------------------------------------------------------------
+    def _hold_grasp_point(self) -> np.ndarray:
+        if self.grasp_point is None:
+            self.grasp_point = self.setpoint.copy()
+        return self.grasp_point
+
+    def _cube_pos(self, color: str, align: bool = False) -> np.ndarray:
+        pos, quat = self.env.cube_pose(color)
+        if align:
+            self.target_rot = yaw_rotation(_grasp_yaw_offset(quat, self.down_rot)) @ self.down_rot
+        return pos
+
+    def _cube_half_height(self, color: str) -> float:
+        sim = self.env.suite_env.sim
+        body = sim.model.body_name2id(self.env.task.cube_bodies[color])
+        geoms = np.flatnonzero(sim.model._model.geom_bodyid == body)
+        return float(max(sim.model._model.geom_size[g][2] for g in geoms))
+
+    def _grip_site_pos(self) -> np.ndarray:
+        return np.array(self.env.suite_env.sim.data.site_xpos[self.site_id])
+
+    def _joint_positions(self) -> np.ndarray:
+        return np.array(self.env.suite_env.sim.data.qpos[self.qpos_index])
+
+
+def _grasp_yaw_offset(cube_quat: np.ndarray, gripper_rot: np.ndarray) -> float:
+    """Yaw turn (rad, within +-45 deg) that lines the fingers up with the cube's faces."""
+    cube_rot = np.zeros(9)
+    mujoco.mju_quat2Mat(cube_rot, cube_quat)
+    delta = yaw_of(cube_rot.reshape(3, 3)) - yaw_of(gripper_rot)
+    return float((delta + np.pi / 4) % (np.pi / 2) - np.pi / 4)
