@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 
 import numpy as np
@@ -42,6 +43,7 @@ def make_robosuite_env(env_name: str, *, control_hz: int = CONTROL_HZ, hard_rese
     from `reseed`.
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
+    quiet_robosuite_logs()
     import robosuite
 
     import sim.color_cubes  # noqa: F401  (registers ColorCubes with robosuite)
@@ -62,6 +64,16 @@ def make_robosuite_env(env_name: str, *, control_hz: int = CONTROL_HZ, hard_rese
         horizon=10**6,
         seed=construction_seed,
     )
+
+
+def quiet_robosuite_logs() -> None:
+    """Drop robosuite's import-time chatter (macro files, optional robots) below ERROR.
+
+    Set VLA_ROBOSUITE_LOGS=1 to see everything.
+    """
+    logger = logging.getLogger("robosuite_logs")
+    if os.environ.get("VLA_ROBOSUITE_LOGS") != "1" and not logger.filters:
+        logger.addFilter(lambda record: record.levelno >= logging.ERROR)
 
 
 def reseed(env, seed: int) -> None:

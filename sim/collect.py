@@ -1,0 +1,83 @@
+"""`vla collect`: record successful expert demonstrations into an HDF5 dataset."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import asdict, dataclass
+
+from sim.backend import joint_position_controller_config
+from sim.dataset import DatasetWriter
+from sim.env import EnvConfig
+from sim.parallel import WorkerSpec, run_seeds
+from sim.tasks import get_task
+
+MAX_ATTEMPTS_PER_EPISODE = 3
+
+
+@dataclass
+class CollectReport:
+    out: str
+    kept: int
+    failed: int
+    attempts: int
+    wall_s: float
+    first_demo: str | None
+
+    @property
+    def episodes_per_min(self) -> float:
+        return 60.0 * self.kept / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def env_args(task: str, config: EnvConfig) -> dict:
+    """robomimic-style env description stored in /data attrs."""
+    spec = get_task(task)
+    return {
+        "env_name": spec.robosuite_env, "type": 1, "task": task,
+        "env_kwargs": {"robots": ["Panda"], "controller_configs": joint_position_controller_config(),
+                       "control_freq": config.control_hz, "camera_names": list(config.cameras),
+                       "camera_heights": config.image_size, "camera_widths": config.image_size},
+        "vla": asdict(config),
+    }
+
+
+def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int = 1, append: bool = False,
+            env_config: EnvConfig = EnvConfig(), policy: str = "expert", progress: bool = True) -> CollectReport:
+    """Keep the first `episodes` successful episodes of seeds seed, seed+1, ... (in seed order,
+    whatever the number of workers); each is on disk before the next is written."""
+    if episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {episodes}")
+    get_task(task)
+    writer = DatasetWriter(out, task, env_args(task, env_config), append=append)
+    spec = WorkerSpec(task=task, policy=policy, env_config=env_config, record=True)
+    max_attempts = MAX_ATTEMPTS_PER_EPISODE * episodes
+    started = time.perf_counter()
+    kept = failed = 0
+    first_demo = None
+    bar = _bar(episodes, progress)
+    results = run_seeds(spec, itertools.islice(itertools.count(seed), max_attempts), workers)
+    try:
+        for result in results:
+            if result.success:
+                name = writer.write(result.episode)
+                first_demo = first_demo or name
+                kept += 1
+                bar.update(1)
+            else:
+                failed += 1
+            bar.set_postfix(failed=failed)
+            if kept == episodes:
+                break
+    finally:
+        results.close()
+        bar.close()
+    if kept < episodes:
+        raise RuntimeError(f"only {kept} of {episodes} episodes succeeded in {max_attempts} attempts "
+                           f"({failed} failed); {kept} were saved to {out}")
+    return CollectReport(out, kept, failed, kept + failed, time.perf_counter() - started, first_demo)
+
+
+def _bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="collect", unit="demo", disable=not enabled)

@@ -1,0 +1,68 @@
+"""`vla eval`: success rate of a policy on a task over seeded episodes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from sim.env import EnvConfig
+from sim.parallel import WorkerSpec, run_seeds
+from sim.stats import wilson_interval
+
+
+def evaluate(task: str, policy: str, episodes: int, *, seed: int = 0, workers: int = 1,
+             video_dir: str | None = None, env_config: EnvConfig = EnvConfig(), progress: bool = True) -> dict:
+    """Run episodes with seeds seed, seed+1, ...; returns the eval report (DESIGN.md schema)."""
+    if episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {episodes}")
+    if video_dir is not None:
+        Path(video_dir).mkdir(parents=True, exist_ok=True)
+    spec = WorkerSpec(task=task, policy=policy, env_config=env_config, video_dir=video_dir)
+    started = time.perf_counter()
+    details = []
+    for result in _progress(run_seeds(spec, range(seed, seed + episodes), workers), episodes, progress):
+        details.append({"seed": result.seed, "success": bool(result.success), "steps": result.steps,
+                        "instruction": result.instruction})
+    return build_report(task, policy, seed, details, time.perf_counter() - started, video_dir)
+
+
+def build_report(task: str, policy: str, seed: int, details: list[dict], wall_s: float,
+                 video_dir: str | None = None) -> dict:
+    successes = sum(d["success"] for d in details)
+    low, high = wilson_interval(successes, len(details))
+    report = {
+        "task": task, "policy": policy, "episodes": len(details), "successes": successes,
+        "success_rate": successes / len(details), "ci95": [round(low, 4), round(high, 4)], "seed": seed,
+        "mean_steps": sum(d["steps"] for d in details) / len(details), "wall_s": round(wall_s, 2),
+        "episodes_detail": details,
+    }
+    if video_dir is not None:
+        report["video_dir"] = str(video_dir)
+    return report
+
+
+def format_summary(report: dict) -> str:
+    rows = [("task", report["task"]), ("policy", report["policy"]), ("episodes", report["episodes"]),
+            ("successes", report["successes"]), ("success rate", f"{report['success_rate']:.1%}"),
+            ("95% CI (Wilson)", f"[{report['ci95'][0]:.1%}, {report['ci95'][1]:.1%}]"),
+            ("mean steps", f"{report['mean_steps']:.1f}"), ("wall time", f"{report['wall_s']:.1f} s")]
+    if "video_dir" in report:
+        rows.append(("videos", report["video_dir"]))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def write_report(report: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _progress(results, total: int, enabled: bool):
+    from tqdm import tqdm
+
+    bar = tqdm(results, total=total, desc="eval", unit="ep", disable=not enabled)
+    successes = 0
+    for count, result in enumerate(bar, start=1):
+        successes += result.success
+        bar.set_postfix(success=f"{successes}/{count}")
+        yield result

@@ -1,0 +1,91 @@
+"""Running one episode of a policy in a VlaEnv, optionally recording it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from policies.base import ActionChunk, Policy
+from sim.episode import Episode
+
+STATE_KEYS = ("robot0_joint_pos", "robot0_gripper_qpos", "robot0_eef_pos", "robot0_eef_quat")
+
+
+@dataclass
+class RolloutResult:
+    seed: int
+    success: bool
+    steps: int
+    instruction: str
+    episode: Episode | None = None
+    frames: list[np.ndarray] = field(default_factory=list)  # front|wrist side by side, (H, 2W, 3)
+    subtasks: list[str] = field(default_factory=list)
+
+
+class _Recorder:
+    """Accumulates per-step data; index t holds what was seen before actions[t]."""
+
+    def __init__(self):
+        self.obs: dict[str, list] = {}
+        self.actions, self.states, self.rewards, self.dones = [], [], [], []
+
+    def add(self, obs: dict, state: np.ndarray, action: np.ndarray, reward: float, done: bool) -> None:
+        for key, value in obs.items():
+            if key != "instruction":
+                self.obs.setdefault(key, []).append(value)
+        self.states.append(state)
+        self.actions.append(action)
+        self.rewards.append(reward)
+        self.dones.append(done)
+
+    def to_episode(self, env, subtasks: list[str], success: bool) -> Episode:
+        return Episode(
+            seed=env.seed_used, instruction=env.instruction, goal=env.goal.to_dict(),
+            actions=np.asarray(self.actions, dtype=np.float32),
+            observations={k: np.stack(v) for k, v in self.obs.items()},
+            states=np.asarray(self.states, dtype=np.float64),
+            rewards=np.asarray(self.rewards, dtype=np.float64), dones=np.asarray(self.dones, dtype=np.uint8),
+            subtasks=subtasks, model_file=env.model_xml(), success=success,
+        )
+
+
+def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: bool = False,
+                execute_steps: int | None = None) -> RolloutResult:
+    """Roll out until success or the step limit. Chunks are executed `execute_steps` at a time
+    (None: the whole chunk) before the policy is asked again."""
+    obs, _ = env.reset(seed=seed)
+    policy.reset(env.instruction)
+    recorder = _Recorder() if record else None
+    result = RolloutResult(seed=seed, success=False, steps=0, instruction=env.instruction)
+    done = False
+    while not done:
+        chunk = policy.act(obs)
+        _check_chunk(chunk, env)
+        for action in chunk.actions[:execute_steps]:
+            state = env.mujoco_state() if record else None
+            if video:
+                result.frames.append(np.concatenate([obs[k] for k in _image_keys(obs)], axis=1))
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+            result.subtasks.append(chunk.subtask)
+            if recorder:
+                recorder.add(obs, state, action, reward, done)
+            obs = next_obs
+            if done:
+                break
+    result.success = env.is_success()
+    result.steps = env.steps
+    if recorder:
+        result.episode = recorder.to_episode(env, result.subtasks, result.success)
+    return result
+
+
+def _check_chunk(chunk: ActionChunk, env) -> None:
+    if chunk.actions.shape[1] != env.action_space.shape[0]:
+        raise ValueError(f"policy returned actions of width {chunk.actions.shape[1]}, "
+                         f"the environment takes {env.action_space.shape[0]}")
+
+
+def _image_keys(obs: dict) -> list[str]:
+    return [k for k in obs if k.endswith("_image")]

@@ -1,0 +1,147 @@
+"""The `vla` command line. Heavy packages are imported inside each subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _env_config(args):
+    from sim.env import EnvConfig
+
+    return EnvConfig(image_size=args.image_size)
+
+
+def cmd_collect(args) -> int:
+    from sim.collect import collect
+
+    report = collect(args.task, args.episodes, args.out, seed=args.seed, workers=args.workers,
+                     append=args.append, env_config=_env_config(args), progress=not args.quiet)
+    print(f"kept {report.kept} successful episodes, {report.failed} failed "
+          f"({report.attempts} attempts) in {report.wall_s:.1f} s = {report.episodes_per_min:.1f} episodes/min "
+          f"-> {report.out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from sim.evaluate import evaluate, format_summary, write_report
+
+    report = evaluate(args.task, args.policy, args.episodes, seed=args.seed, workers=args.workers,
+                      video_dir=args.video, env_config=_env_config(args), progress=not args.quiet)
+    print(format_summary(report))
+    if args.json:
+        write_report(report, args.json)
+        print(f"report written to {args.json}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from sim.replay import format_replay, replay_file
+
+    results = replay_file(args.file, demos=args.demo, mode=args.mode, progress=not args.quiet)
+    print(format_replay(results))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump([r.to_dict() for r in results], handle, indent=2)
+    faithful = all(r.faithful for r in results)
+    return 0 if faithful else 1
+
+
+def cmd_convert(args) -> int:
+    from sim.convert import convert_robosuite_demos
+
+    report = convert_robosuite_demos(args.input, args.out, task=args.task, image_size=args.image_size,
+                                     progress=not args.quiet)
+    print(f"converted {report['demos']} demos ({report['samples']} frames) -> {args.out}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.what != "sim":
+        print(f"vla bench {args.what}: not available yet (only 'sim')", file=sys.stderr)
+        return 2
+    from sim.bench import bench_sim, format_bench
+
+    report = bench_sim(task=args.task, steps=args.steps)
+    print(format_bench(report))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+        print(f"report written to {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("collect", help="record successful scripted-expert demonstrations to HDF5")
+    p.add_argument("--task", required=True)
+    p.add_argument("--episodes", type=int, required=True, help="number of successful episodes to keep")
+    p.add_argument("--out", required=True, help="output .hdf5 file")
+    p.add_argument("--append", action="store_true", help="add episodes to an existing --out file")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("eval", help="evaluate a policy on a task")
+    p.add_argument("--task", required=True)
+    p.add_argument("--policy", required=True, help="expert | hold")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--json", help="write the report (JSON) here")
+    p.add_argument("--video", metavar="DIR", help="write one mp4 per episode into DIR")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("replay", help="replay a dataset in simulation and check it is faithful")
+    p.add_argument("file")
+    p.add_argument("--demo", action="append", help="demo name (repeatable); default: all")
+    p.add_argument("--mode", choices=["actions", "states"], default="actions",
+                   help="re-execute the recorded actions, or set the recorded states (files whose actions "
+                        "are not in this project's action space)")
+    p.add_argument("--json")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("convert", help="re-render a robosuite demo file (states only) into a full dataset")
+    p.add_argument("input")
+    p.add_argument("--out", required=True)
+    p.add_argument("--task", help="task name; default: from the file's robosuite env name")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    p.add_argument("what", choices=["sim", "inference", "serve"])
+    p.add_argument("--json")
+    p.add_argument("--task", default="lift")
+    p.add_argument("--steps", type=int, default=100)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+        print(f"vla {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - datasets raise their own error type
+        if type(error).__name__ == "DatasetError":
+            print(f"vla {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
