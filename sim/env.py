@@ -11,6 +11,7 @@ Action (8,): 7 absolute joint position targets (rad) + gripper in [0, 1] (1 = cl
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -107,6 +108,25 @@ class VlaEnv(gym.Env):
     def model_xml(self) -> str:
         return self.suite_env.sim.model.get_xml()
 
+    def set_mujoco_state(self, state: np.ndarray) -> None:
+        """Put the simulation in a recorded (1 + nq + nv,) state."""
+        sim = self.suite_env.sim
+        expected = 1 + sim.model.nq + sim.model.nv
+        if np.shape(state) != (expected,):
+            raise ValueError(f"state has shape {np.shape(state)}, this scene needs ({expected},): "
+                             "was the file recorded on another task or robot?")
+        sim.set_state_from_flattened(np.asarray(state, dtype=np.float64))
+        sim.forward()
+
+    def load_model_xml(self, xml: str) -> None:
+        """Rebuild the scene from a recorded MJCF (robosuite's reset_from_xml_string)."""
+        self.suite_env.reset_from_xml_string(localize_asset_paths(xml))
+        self.renderer = CameraRenderer(self.suite_env.sim, self.config.cameras, self.renderer.settings)
+
+    def observe(self) -> dict:
+        """The observation of the current simulation state (no step)."""
+        return self._observation()
+
     @property
     def robot(self):
         return self.suite_env.robots[0]
@@ -151,6 +171,16 @@ class VlaEnv(gym.Env):
         spaces.update({k: gym.spaces.Box(-np.inf, np.inf, (n,), np.float64) for k, n in PROPRIO_KEYS.items()})
         spaces["instruction"] = gym.spaces.Text(max_length=256, charset=_INSTRUCTION_CHARSET)
         return gym.spaces.Dict(spaces)
+
+
+def localize_asset_paths(xml: str) -> str:
+    """Point mesh/texture paths of an MJCF recorded on another machine at this robosuite."""
+    import re
+
+    import robosuite
+
+    assets = os.path.join(os.path.dirname(robosuite.__file__), "models", "assets")
+    return re.sub(r'(file=")[^"]*?/robosuite/models/assets(/[^"]*")', rf"\g<1>{assets}\g<2>", xml)
 
 
 _INSTRUCTION_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ,.'-"

@@ -57,6 +57,7 @@ class CameraRenderer:
 
     def render_camera(self, name: str, cull: bool | None = None) -> np.ndarray:
         ctx = self.context
+        ctx.gl_ctx.make_current()  # several envs (GL contexts) may share a process
         h, w = self.settings.height, self.settings.width
         self._apply_scene_flags(ctx)
         use_cull = self.settings.cull if cull is None else cull

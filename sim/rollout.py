@@ -23,7 +23,7 @@ class RolloutResult:
     subtasks: list[str] = field(default_factory=list)
 
 
-class _Recorder:
+class EpisodeRecorder:
     """Accumulates per-step data; index t holds what was seen before actions[t]."""
 
     def __init__(self):
@@ -56,7 +56,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
     (None: the whole chunk) before the policy is asked again."""
     obs, _ = env.reset(seed=seed)
     policy.reset(env.instruction)
-    recorder = _Recorder() if record else None
+    recorder = EpisodeRecorder() if record else None
     result = RolloutResult(seed=seed, success=False, steps=0, instruction=env.instruction)
     done = False
     while not done:
