@@ -1,0 +1,59 @@
+import json
+import subprocess
+import sys
+
+import imageio.v2 as imageio
+import pytest
+
+from sim.stats import wilson_interval
+from vla.cli import main
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(49, 50)
+    assert low == pytest.approx(0.8950, abs=1e-3) and high == pytest.approx(0.9965, abs=1e-3)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-3)
+    assert wilson_interval(5, 10)[0] == pytest.approx(1 - wilson_interval(5, 10)[1])
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+
+
+def test_eval_writes_json_and_videos(tmp_path, capsys):
+    report_path, video_dir = tmp_path / "eval.json", tmp_path / "videos"
+    code = main(["eval", "--task", "lift", "--policy", "expert", "--episodes", "2", "--seed", "5",
+                 "--image-size", "64", "--json", str(report_path), "--video", str(video_dir), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "success rate" in out and "100.0%" in out and str(video_dir) in out
+    report = json.loads(report_path.read_text())
+    assert report["task"] == "lift" and report["policy"] == "expert" and report["seed"] == 5
+    assert report["episodes"] == 2 and report["successes"] == 2 and report["success_rate"] == 1.0
+    assert report["ci95"] == pytest.approx(list(wilson_interval(2, 2)), abs=1e-4)
+    assert [d["seed"] for d in report["episodes_detail"]] == [5, 6]
+    assert all(d["success"] and d["steps"] > 0 for d in report["episodes_detail"])
+    videos = sorted(video_dir.glob("*.mp4"))
+    assert len(videos) == 2
+    frames = imageio.mimread(videos[0], memtest=False)
+    assert len(frames) == report["episodes_detail"][0]["steps"] + 1
+    assert frames[0].shape[0] > 2 * 64  # caption bar above the upscaled cameras
+
+
+def test_hold_policy_fails_and_is_reported(tmp_path):
+    report_path = tmp_path / "hold.json"
+    assert main(["eval", "--task", "pick-color", "--policy", "hold", "--episodes", "1", "--image-size", "32",
+                 "--json", str(report_path), "--quiet"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["successes"] == 0 and report["episodes_detail"][0]["steps"] == 150
+
+
+def test_unknown_policy_is_a_clear_error(capsys):
+    assert main(["eval", "--task", "lift", "--policy", "nosuch", "--episodes", "1", "--quiet"]) == 2
+    assert "unknown policy 'nosuch'" in capsys.readouterr().err
+
+
+def test_help_is_instant_and_imports_nothing_heavy():
+    code = ("import sys, vla.cli; vla.cli.build_parser(); "
+            "heavy = [m for m in ('torch', 'robosuite', 'mujoco', 'h5py') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
