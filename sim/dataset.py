@@ -9,15 +9,22 @@
 
 Crash safety: the writer opens the file once per episode, writes the demo under a
 temporary root-level group, renames it to /data/demo_<i> as the last step and
-closes the file, so a ``kill -9`` never exposes a half-written demo.
+closes the file. HDF5 itself rewrites metadata in place in several unordered writes,
+so a kill during a flush could still corrupt *old* data; therefore every write
+session also keeps a rollback journal ("<file>-journal", as in SQLite): the
+original bytes of each page are saved before HDF5 first overwrites them, and
+deleting the journal is the commit. Readers overlay a leftover journal (the last
+committed state); the next writer rolls it back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +41,10 @@ _TMP_PREFIX = "_incomplete_"
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 _RESERVED_ATTRS = ("num_samples", "model_file", "instruction", "seed", "goal", "success")
 _FIX_REWRITE = "Re-run `vla collect` or restore it from a backup"
+_PAGE = 4096
+_JOURNAL_MAGIC = b"VLAJRNL1"
+_JOURNAL_HEAD = struct.Struct("<8sQQ")  # magic, original file size, inode of the file
+_RECORD_HEAD = struct.Struct("<QQ")  # page index, byte count
 
 
 class DatasetError(Exception):
@@ -74,17 +85,162 @@ def split_masks(demo_names: list[str]) -> tuple[list[str], list[str]]:
             [n for n, v in zip(demo_names, is_valid) if v])
 
 
+# ----------------------------------------------------------------------------- journal
+
+
+def _journal_path(path: Path) -> Path:
+    return path.with_name(path.name + "-journal")
+
+
+def _load_journal(path: Path, ino: int) -> tuple[int, dict[int, bytes]] | None:
+    """Parse path's rollback journal -> (original file size, page -> original bytes).
+
+    None if there is none, or its header is torn or names another file (inode).
+    A torn last record is dropped: its page was not overwritten yet.
+    """
+    try:
+        raw = _journal_path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    if len(raw) < _JOURNAL_HEAD.size:
+        return None
+    magic, size0, jino = _JOURNAL_HEAD.unpack_from(raw)
+    if magic != _JOURNAL_MAGIC or jino != ino:
+        return None
+    pages, pos = {}, _JOURNAL_HEAD.size
+    while pos + _RECORD_HEAD.size <= len(raw):
+        page, n = _RECORD_HEAD.unpack_from(raw, pos)
+        pos += _RECORD_HEAD.size
+        if pos + n > len(raw):
+            break
+        pages.setdefault(page, raw[pos : pos + n])
+        pos += n
+    return size0, pages
+
+
+class _PagedFile:
+    """Minimal file object over an fd for h5py's "fileobj" driver.
+
+    Writer mode (journal_fd given): the original bytes of each page below size0
+    are appended to the journal before the page is first changed. Reader mode:
+    journal pages are overlaid and the file ends at size0 (last committed state).
+    """
+
+    def __init__(self, fd: int, size0: int, journal_fd: int | None = None, pages: dict | None = None):
+        self.fd, self.size0, self.journal_fd, self.pos = fd, size0, journal_fd, 0
+        self.pages = {} if pages is None else pages  # page index -> original bytes
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        end = self.size0 if self.journal_fd is None else os.fstat(self.fd).st_size
+        self.pos = (0, self.pos, end)[whence] + pos
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, size: int = -1) -> bytes:
+        """Return exactly `size` bytes from pos (zeros past the end, like HDF5's sec2)."""
+        end = self.size0 if self.journal_fd is None else self.pos + size
+        data = bytearray(os.pread(self.fd, max(0, min(size, end - self.pos)), self.pos).ljust(size, b"\0"))
+        if self.journal_fd is None:
+            for page in range(self.pos // _PAGE, (self.pos + size - 1) // _PAGE + 1):
+                orig, start = self.pages.get(page, b""), page * _PAGE
+                lo, hi = max(start, self.pos), min(start + len(orig), self.pos + size)
+                if lo < hi:
+                    data[lo - self.pos : hi - self.pos] = orig[lo - start : hi - start]
+        self.pos += size
+        return bytes(data)
+
+    def _save(self, start: int, stop: int) -> None:
+        """Journal the original bytes of every page overlapping [start, min(stop, size0))."""
+        for page in range(start // _PAGE, (min(stop, self.size0) + _PAGE - 1) // _PAGE):
+            if page not in self.pages:
+                orig = os.pread(self.fd, min(_PAGE, self.size0 - page * _PAGE), page * _PAGE)
+                os.write(self.journal_fd, _RECORD_HEAD.pack(page, len(orig)) + orig)
+                self.pages[page] = orig
+
+    def write(self, data) -> int:
+        data = memoryview(data).cast("B")
+        self._save(self.pos, self.pos + len(data))
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self.fd, data[done:], self.pos + done)
+        self.pos += done
+        return done
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self.pos if size is None else size
+        self._save(size, self.size0)
+        os.ftruncate(self.fd, size)
+        return size
+
+    def flush(self) -> None:
+        """Writes go straight to the OS; durability is handled at commit."""
+
+    def __del__(self) -> None:
+        if self.journal_fd is None:  # reader mode owns its fd
+            os.close(self.fd)
+
+
+def _rollback(fd: int, path: Path) -> None:
+    """Undo an interrupted write session using its journal, then delete the journal."""
+    journal = _load_journal(path, os.fstat(fd).st_ino)
+    if journal is not None:
+        size0, pages = journal
+        for page, orig in pages.items():
+            os.pwrite(fd, orig, page * _PAGE)
+        os.ftruncate(fd, size0)
+        os.fsync(fd)
+    _journal_path(path).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _write_session(path: Path) -> Iterator[h5py.File]:
+    """Open path r+ under an exclusive lock and a rollback journal.
+
+    Leaving the block normally commits (fsync, delete the journal); an exception
+    or a crash leaves the file as it was before the session.
+    """
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise DatasetError(f"{path} is being written by another process: wait for it "
+                               "or choose another --out") from exc
+        _rollback(fd, path)
+        size0 = os.fstat(fd).st_size
+        jfd = os.open(_journal_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(jfd, _JOURNAL_HEAD.pack(_JOURNAL_MAGIC, size0, os.fstat(fd).st_ino))
+            with h5py.File(_PagedFile(fd, size0, journal_fd=jfd), "r+", libver=LIBVER) as f:
+                yield f
+            os.fsync(fd)
+        except BaseException:
+            _rollback(fd, path)
+            raise
+        finally:
+            os.close(jfd)
+        _journal_path(path).unlink()  # the commit point
+    finally:
+        os.close(fd)  # also releases the lock
+
+
 # ----------------------------------------------------------------------------- reading
 
 
 def _open_read(path: Path) -> h5py.File:
-    """Open read-only without HDF5 file locking, mapping failures to DatasetError."""
+    """Open read-only without locking (last committed state), mapping failures to DatasetError."""
     if not path.exists():
         raise DatasetError(f"{path} does not exist: check the path or run `vla collect` first")
     if not path.is_file():
         raise DatasetError(f"{path} is not a regular file: pass the path of an .hdf5 dataset")
     try:
-        return h5py.File(path, "r", locking=False)
+        journal = _load_journal(path, path.stat().st_ino)
+        if journal is None:
+            return h5py.File(path, "r", locking=False)
+        fd = os.open(path, os.O_RDONLY)  # closed by _PagedFile.__del__
+        return h5py.File(_PagedFile(fd, journal[0], pages=journal[1]), "r")
     except OSError as exc:
         raise DatasetError(
             f"{path} is not a readable HDF5 file (truncated or corrupt?): {exc}. {_FIX_REWRITE}"
@@ -310,6 +466,7 @@ class DatasetWriter:
                 data.attrs["env_args"] = _dumps(self.env_args)
                 data.attrs["total"] = 0
                 _update_summary(f)
+            _journal_path(self.path).unlink(missing_ok=True)  # stale, from a deleted file
             os.replace(tmp, self.path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -329,21 +486,21 @@ class DatasetWriter:
                 f"{self.path} holds env {info.env_name!r}, cannot append {self.env_name!r} episodes: "
                 "choose another --out"
             )
-        with self._open_rw() as f:
+        with self._session() as f:
             for key in [k for k in f.keys() if k.startswith(_TMP_PREFIX)]:
                 with contextlib.suppress(KeyError, OSError, RuntimeError):
                     del f[key]  # an unreadable leftover is harmless: it is outside /data
         self._demo_names = list(info.demo_names)
 
-    def _open_rw(self) -> h5py.File:
-        """Open the existing file for writing, mapping failures to DatasetError."""
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[h5py.File]:
+        """A crash-safe write session; I/O failures become DatasetError (file unchanged)."""
         try:
-            return h5py.File(self.path, "r+", libver=LIBVER, locking="best-effort")
+            with _write_session(self.path) as f:
+                yield f
         except OSError as exc:
-            raise DatasetError(
-                f"cannot open {self.path} for writing ({exc}): is another `vla collect` "
-                f"writing it, or is it corrupt? {_FIX_REWRITE}"
-            ) from exc
+            raise DatasetError(f"writing {self.path} failed ({exc}); the file was left unchanged. "
+                               "Check permissions and disk space") from exc
 
     @property
     def num_demos(self) -> int:
@@ -353,28 +510,20 @@ class DatasetWriter:
     def write(self, episode: Episode) -> str:
         """Write one episode as the next demo_<i>; return its name.
 
-        The demo becomes visible under /data only after it is fully written.
+        All or nothing: on an exception or a crash the file keeps its previous demos.
         """
         _check_episode(episode)
-        with self._open_rw() as f:
+        with self._session() as f:
             names = _sorted_demo_names(f["data"])  # the file, not a cache, decides numbering
             name = f"demo_{demo_index(names[-1]) + 1 if names else 0}"
             tmp = _TMP_PREFIX + name
             while tmp in f:  # an undeletable leftover; pick a fresh name
                 tmp += "_"
-            try:
-                _write_demo(f.create_group(tmp), episode)
-                f.flush()
-                f.move(tmp, f"data/{name}")
-                _update_summary(f)
-                f.flush()
-            except BaseException as exc:
-                with contextlib.suppress(Exception):
-                    del f[tmp]
-                if isinstance(exc, OSError):
-                    raise DatasetError(f"writing {name} to {self.path} failed ({exc}). "
-                                       "Check disk space; finished demos are intact") from exc
-                raise
+            _write_demo(f.create_group(tmp), episode)
+            f.flush()
+            f.move(tmp, f"data/{name}")
+            _update_summary(f)
+            f.flush()
         self._demo_names = [*names, name]
         return name
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from policies.base import Policy
 
 SIM_ONLY = {"expert"}
-KNOWN = ("expert", "hold")
+KNOWN = ("expert", "hold", "a checkpoint directory")
 
 
 def make_policy(spec: str, env) -> Policy:
-    """`expert` (privileged scripted expert, sim only) or `hold` (keeps the current pose).
+    """`expert` (privileged scripted expert, sim only), `hold` (keeps the current pose) or a
+    checkpoint directory (flat VLA policy, executing half of each predicted chunk).
 
-    Checkpoint directories, `default` and `grpc://HOST:PORT` come with the VLA model and
-    the gRPC service; until then they are refused with the list of what works.
+    `default` and `grpc://HOST:PORT` come with the shipped model and the gRPC service.
     """
     if spec == "expert":
         from sim.experts.scripted import ScriptedExpert
@@ -22,5 +24,11 @@ def make_policy(spec: str, env) -> Policy:
         from policies.hold import HoldPolicy
 
         return HoldPolicy()
+    if Path(spec).is_dir():
+        from policies.vla_policy import FlatVlaPolicy
+        from vla.inference import VlaPredictor
+
+        predictor = VlaPredictor.load(spec)
+        return FlatVlaPolicy(predictor, execute_steps=max(1, predictor.chunk_size // 2))
     raise ValueError(f"unknown policy {spec!r}; available now: {', '.join(KNOWN)} "
-                     "(checkpoint directories, 'default' and grpc://HOST:PORT are not supported yet)")
+                     "('default' and grpc://HOST:PORT are not supported yet)")

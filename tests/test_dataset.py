@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+import sim.dataset as dataset_mod
 from sim.dataset import (
     DatasetError,
     DatasetWriter,
@@ -248,6 +249,69 @@ def test_bad_episode_rejected_before_writing(tmp_path):
     assert open_dataset(path).demo_names == ()
 
 
+def test_exception_mid_write_leaves_file_unchanged(tmp_path):
+    path = tmp_path / "d.hdf5"
+    write_n(path, 2)
+    before = path.read_bytes()
+    ep = make_episode(2)
+    ep.extra_attrs = {"bad": object()}  # h5py cannot store this; fails after datasets are written
+    with DatasetWriter(path, "color_cubes", ENV_ARGS, append=True) as w:
+        with pytest.raises(TypeError):
+            w.write(ep)
+        assert w.num_demos == 2
+    assert path.read_bytes() == before
+    assert not (tmp_path / "d.hdf5-journal").exists()
+
+
+def test_second_writer_refused(tmp_path):
+    path = tmp_path / "d.hdf5"
+    write_n(path, 1)
+    with dataset_mod._write_session(path):
+        assert (tmp_path / "d.hdf5-journal").exists()
+        assert open_dataset(path).demo_names == ("demo_0",)  # readers still work
+        with pytest.raises(DatasetError, match="being written by another process"):
+            DatasetWriter(path, "color_cubes", ENV_ARGS, append=True).write(make_episode(1))
+    assert not (tmp_path / "d.hdf5-journal").exists()
+
+
+def _run_child(mode: str, path: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.Popen([sys.executable, __file__, mode, str(path)], cwd=REPO, env=env)
+
+
+def _kill_in_commit_child(path: str) -> None:
+    """Child process: write 2 demos, then die by SIGKILL inside the 3rd commit."""
+    w = DatasetWriter(path, "color_cubes", ENV_ARGS)
+    w.write(make_episode(0))
+    w.write(make_episode(1))
+    update = dataset_mod._update_summary
+
+    def update_and_die(f):
+        update(f)
+        f.flush()  # metadata of /data, /mask and the superblock partly rewritten in place
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    dataset_mod._update_summary = update_and_die
+    w.write(make_episode(2))
+
+
+def test_sigkill_inside_commit_is_rolled_back(tmp_path):
+    path = tmp_path / "d.hdf5"
+    proc = _run_child("--kill-in-commit", path)
+    assert proc.wait(timeout=20) == -signal.SIGKILL
+    assert (tmp_path / "d.hdf5-journal").exists()  # a "hot" journal is left behind
+    info = open_dataset(path)  # readers see the last committed state
+    assert info.demo_names == ("demo_0", "demo_1")
+    for i in range(2):
+        assert_episode_equal(read_episode(path, f"demo_{i}"), make_episode(i))
+    assert write_n(path, 1, start=2, append=True) == ["demo_2"]  # the writer rolls back first
+    assert not (tmp_path / "d.hdf5-journal").exists()
+    assert [e.seed for e in iter_episodes(path)] == [0, 1, 2]
+    with h5py.File(path, "r") as f:  # plain h5py (robomimic) reads it too
+        assert set(f["data"].keys()) == {"demo_0", "demo_1", "demo_2"}
+        assert set(f.keys()) == {"data", "mask"}
+
+
 def _crash_child(path: str) -> None:
     """Child process: write episodes forever (seed == demo index)."""
     w = DatasetWriter(path, "color_cubes", ENV_ARGS)
@@ -260,8 +324,7 @@ def _crash_child(path: str) -> None:
 @pytest.mark.parametrize("delay", [0.0, 0.013, 0.037])
 def test_crash_safety_sigkill(tmp_path, delay):
     path = tmp_path / "crash.hdf5"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, __file__, "--crash-child", str(path)], cwd=REPO, env=env)
+    proc = _run_child("--crash-child", path)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -287,5 +350,5 @@ def test_crash_safety_sigkill(tmp_path, delay):
     assert open_dataset(path).num_demos == info.num_demos + 1
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--crash-child"]:
-    _crash_child(sys.argv[2])
+if __name__ == "__main__":
+    {"--crash-child": _crash_child, "--kill-in-commit": _kill_in_commit_child}[sys.argv[1]](sys.argv[2])

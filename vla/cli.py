@@ -58,10 +58,21 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from vla.config import DataConfig, VlaConfig
+    from vla.train import TrainConfig, train
+
+    data = DataConfig(image_size=args.image_size, chunk_size=args.chunk_size, use_subtasks=args.subtasks)
+    config = VlaConfig(backbone=args.backbone, decoding=args.decoding, data=data, lora_rank=args.lora_rank)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                      save_every=args.save_every, eval_every=args.eval_every, seed=args.seed)
+    metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet)
+    shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+    print(f"checkpoint: {args.out}  {shown}")
+    return 0
+
+
 def cmd_bench(args) -> int:
-    if args.what != "sim":
-        print(f"vla bench {args.what}: not available yet (only 'sim')", file=sys.stderr)
-        return 2
     from sim.bench import bench_sim, format_bench
 
     report = bench_sim(task=args.task, steps=args.steps)
@@ -112,8 +123,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_convert)
 
+    p = sub.add_parser("train", help="train a VLA on HDF5 datasets")
+    p.add_argument("--data", nargs="+", required=True, metavar="FILE")
+    p.add_argument("--out", required=True, help="checkpoint directory")
+    p.add_argument("--backbone", default="tiny", help="tiny, or a local Hugging Face checkpoint directory")
+    p.add_argument("--decoding", choices=["parallel", "autoregressive"], default="parallel")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--chunk-size", type=int, default=8)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank for Hugging Face backbones (0: full)")
+    p.add_argument("--subtasks", action="store_true", help="condition on the dataset's subtask phrases "
+                   "(for hierarchical policies; a flat policy is trained without)")
+    p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim", "inference", "serve"])
+    p.add_argument("what", choices=["sim"], help="sim: env steps/s, ours vs robosuite defaults")
     p.add_argument("--json")
     p.add_argument("--task", default="lift")
     p.add_argument("--steps", type=int, default=100)

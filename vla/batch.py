@@ -1,0 +1,60 @@
+"""The model-facing batch and the contract every VLA model (tiny or Hugging Face) keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+DECODING_MODES = ("autoregressive", "parallel")
+
+
+@dataclass
+class Batch:
+    """One training or inference batch.
+
+    images:      (B, N_cam, 3, H, W) uint8, row 0 = top, cameras in config order
+    state_ids:   (B, S) int64 proprio state, normalized to [-1, 1] and tokenized as action ids
+    instructions: B language goals
+    subtasks:    B subtask phrases ("" when the policy is flat)
+    action_ids:  (B, K, A) int64 target action token ids (None at inference)
+    """
+
+    images: torch.Tensor
+    state_ids: torch.Tensor
+    instructions: list[str]
+    subtasks: list[str]
+    action_ids: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> "Batch":
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.images), move(self.state_ids), self.instructions, self.subtasks,
+                     move(self.action_ids))
+
+    @property
+    def size(self) -> int:
+        return len(self.instructions)
+
+
+class VlaModel(Protocol):
+    """What training, checkpoints and inference need from a model."""
+
+    chunk_size: int  # K
+    action_dim: int  # A
+
+    def loss(self, batch: Batch, mode: str) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy on action tokens only; metrics include 'accuracy' (action-token)."""
+
+    def predict_action_ids(self, batch: Batch, mode: str) -> torch.Tensor:
+        """(B, K, A) action token ids; 'autoregressive' uses a KV cache and only action ids."""
+
+
+def action_token_loss(action_logits: torch.Tensor, target_ids: torch.Tensor, first_action_id: int
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+    """action_logits (B, K*A, n_bins) over the action-id slice; target_ids (B, K, A)."""
+    targets = (target_ids - first_action_id).reshape(target_ids.shape[0], -1)
+    loss = torch.nn.functional.cross_entropy(action_logits.reshape(-1, action_logits.shape[-1]).float(),
+                                             targets.reshape(-1))
+    accuracy = (action_logits.argmax(-1) == targets).float().mean()
+    return loss, {"loss": float(loss.detach()), "accuracy": float(accuracy)}

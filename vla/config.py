@@ -1,0 +1,70 @@
+"""Model, data and training configuration (frozen dataclasses, presets in Python)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from vla.batch import DECODING_MODES
+
+
+@dataclass(frozen=True)
+class TinyModelConfig:
+    """The default from-scratch backbone: conv stem + MLP projector + small Llama decoder."""
+
+    text_vocab_size: int = 64  # set from the trained word tokenizer
+    n_bins: int = 256
+    hidden_size: int = 192
+    num_layers: int = 4
+    num_heads: int = 6
+    intermediate_size: int = 512
+    vision_channels: tuple[int, ...] = (32, 64, 128)
+    image_grid: int = 4  # image tokens per camera: grid x grid
+    max_positions: int = 512
+
+    @property
+    def vocab_size(self) -> int:
+        return self.text_vocab_size + self.n_bins
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    robot: str = "panda"
+    cameras: tuple[str, ...] = ("agentview", "robot0_eye_in_hand")
+    image_size: int = 128
+    state_keys: tuple[str, ...] = ("robot0_joint_pos", "robot0_gripper_qpos")
+    chunk_size: int = 8  # K future actions per prediction
+    action_dim: int = 8
+    use_subtasks: bool = False  # condition on the expert's subtask phrase (hierarchical policies)
+
+
+@dataclass(frozen=True)
+class VlaConfig:
+    backbone: str = "tiny"  # "tiny" or a local Hugging Face checkpoint directory
+    decoding: str = "parallel"  # or "autoregressive"
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    lora_rank: int = 0
+
+    def __post_init__(self):
+        if self.decoding not in DECODING_MODES:
+            raise ValueError(f"decoding must be one of {DECODING_MODES}, got {self.decoding!r}")
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2))
+
+    @staticmethod
+    def load(path: str | Path) -> "VlaConfig":
+        data = json.loads(Path(path).read_text())
+        return VlaConfig(backbone=data["backbone"], decoding=data["decoding"], lora_rank=data.get("lora_rank", 0),
+                         tiny=_from_dict(TinyModelConfig, data["tiny"]), data=_from_dict(DataConfig, data["data"]))
+
+
+def _from_dict(cls, data: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)} in config.json")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**values)

@@ -1,0 +1,119 @@
+"""Training samples from vla-stack HDF5 datasets, held in memory.
+
+A sample at (demo, t): camera images at t, the proprio state at t, the instruction, the
+subtask at t, and the chunk actions[t : t+K] (the last action repeats past the end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+import torch
+
+from vla.batch import Batch
+from vla.config import DataConfig
+from vla.normalization import NormStats
+from vla.tokenizer import ActionTokenizer
+
+
+@dataclass
+class Demo:
+    images: np.ndarray  # (T, N_cam, 3, H, W) uint8
+    states: np.ndarray  # (T, S) float64
+    actions: np.ndarray  # (T, A) float64
+    instruction: str
+    subtasks: list[str]
+
+
+def load_demos(paths: list[str], config: DataConfig) -> tuple[list[Demo], list[Demo]]:
+    """(train, valid) demos of every file, split by each file's /mask (valid: /mask/valid)."""
+    train, valid = [], []
+    for path in paths:
+        with _open(path) as f:
+            valid_names = {n.decode() if isinstance(n, bytes) else n for n in f["mask/valid"][()]} \
+                if "mask/valid" in f else set()
+            for name in f["data"]:
+                demo = _read_demo(path, f["data"][name], config)
+                (valid if name in valid_names else train).append(demo)
+    if not train:
+        raise ValueError(f"no training demos in {paths}")
+    return train, valid
+
+
+def _open(path: str) -> h5py.File:
+    try:
+        return h5py.File(path, "r", locking=False)
+    except (OSError, FileNotFoundError) as error:
+        raise ValueError(f"cannot read dataset {path}: {error}; pass files made by `vla collect`") from error
+
+
+def _read_demo(path: str, group: h5py.Group, config: DataConfig) -> Demo:
+    obs = group["obs"]
+    missing = [f"obs/{c}_image" for c in config.cameras if f"{c}_image" not in obs]
+    missing += [f"obs/{k}" for k in config.state_keys if k not in obs]
+    if missing:
+        raise ValueError(f"{path}:{group.name} lacks {missing}; the model expects cameras {list(config.cameras)}")
+    images = np.stack([obs[f"{c}_image"][()] for c in config.cameras], axis=1)  # (T, N, H, W, 3)
+    if images.shape[2:4] != (config.image_size, config.image_size):
+        raise ValueError(f"{path}:{group.name} images are {images.shape[2]}x{images.shape[3]}, the model expects "
+                         f"{config.image_size}x{config.image_size}; collect with --image-size {config.image_size}")
+    actions = group["actions"][()].astype(np.float64)
+    if actions.shape[1] != config.action_dim:
+        raise ValueError(f"{path}:{group.name} actions have {actions.shape[1]} dims, expected {config.action_dim}")
+    subtasks = [s.decode() if isinstance(s, bytes) else str(s) for s in group["subtasks"][()]] \
+        if "subtasks" in group else [""] * len(actions)
+    instruction = group.attrs.get("instruction", "")
+    return Demo(images=np.ascontiguousarray(images.transpose(0, 1, 4, 2, 3)),
+                states=np.concatenate([obs[k][()] for k in config.state_keys], axis=1).astype(np.float64),
+                actions=actions, instruction=instruction.decode() if isinstance(instruction, bytes) else instruction,
+                subtasks=subtasks)
+
+
+def compute_norm_stats(demos: list[Demo], robot: str) -> NormStats:
+    return NormStats.compute(robot, np.concatenate([d.actions for d in demos]),
+                             np.concatenate([d.states for d in demos]))
+
+
+class ChunkDataset(torch.utils.data.Dataset):
+    """Indexable samples; collate with `collate`."""
+
+    def __init__(self, demos: list[Demo], config: DataConfig, stats: NormStats, tokenizer: ActionTokenizer):
+        self.demos, self.config, self.stats, self.tokenizer = demos, config, stats, tokenizer
+        self.index = [(d, t) for d, demo in enumerate(demos) for t in range(len(demo.actions))]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        d, t = self.index[i]
+        demo = self.demos[d]
+        steps = np.minimum(np.arange(t, t + self.config.chunk_size), len(demo.actions) - 1)
+        return {
+            "images": demo.images[t],
+            "state_ids": self.tokenizer.encode(self.stats.state.normalize(demo.states[t])),
+            "action_ids": self.tokenizer.encode(self.stats.action.normalize(demo.actions[steps])),
+            "instruction": demo.instruction,
+            "subtask": demo.subtasks[t] if self.config.use_subtasks else "",
+        }
+
+
+def collate(samples: list[dict]) -> Batch:
+    return Batch(
+        images=torch.from_numpy(np.stack([s["images"] for s in samples])),
+        state_ids=torch.from_numpy(np.stack([s["state_ids"] for s in samples])),
+        instructions=[s["instruction"] for s in samples],
+        subtasks=[s["subtask"] for s in samples],
+        action_ids=torch.from_numpy(np.stack([s["action_ids"] for s in samples])),
+    )
+
+
+def random_shift(images: torch.Tensor, pad: int = 6) -> torch.Tensor:
+    """(B, N, 3, H, W) uint8 -> same shape, each image shifted by up to `pad` pixels (edge padding)."""
+    b, n, c, h, w = images.shape
+    flat = images.reshape(b * n, c, h, w).float()
+    padded = torch.nn.functional.pad(flat, (pad, pad, pad, pad), mode="replicate")
+    dx, dy = torch.randint(0, 2 * pad + 1, (2, b * n))
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b * n)])
+    return out.to(images.dtype).reshape(b, n, c, h, w)

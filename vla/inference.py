@@ -1,0 +1,90 @@
+"""Loading a checkpoint and predicting action chunks in robot units.
+
+    predictor = VlaPredictor.load("checkpoints/default")
+    chunk = predictor.predict(observation, instruction, subtask="")   # (K, A) float32
+CUDA with bf16 autocast when available, else CPU (float32).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vla.batch import DECODING_MODES, Batch
+from vla.checkpoint import load_checkpoint
+
+
+class VlaPredictor:
+    def __init__(self, model, config, stats, device: torch.device | None = None):
+        self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval()
+        self.config, self.stats = config, stats
+        self.tokenizer = model.action_tokenizer
+
+    @staticmethod
+    def load(directory: str | Path, robot: str | None = None, device: str | None = None) -> "VlaPredictor":
+        model, config, stats = load_checkpoint(directory, robot=robot)
+        return VlaPredictor(model, config, stats, torch.device(device) if device else None)
+
+    @property
+    def chunk_size(self) -> int:
+        return self.config.data.chunk_size
+
+    def predict(self, observation: dict, instruction: str, subtask: str = "", mode: str | None = None) -> np.ndarray:
+        """One observation -> (K, A) actions in robot units (joint targets in rad, gripper in [0, 1])."""
+        return self.predict_batch([observation], [instruction], [subtask], mode)[0]
+
+    def predict_batch(self, observations: list[dict], instructions: list[str], subtasks: list[str],
+                      mode: str | None = None) -> np.ndarray:
+        """B observations -> (B, K, A)."""
+        mode = mode or self.config.decoding
+        if mode not in DECODING_MODES:
+            raise ValueError(f"decoding mode must be one of {DECODING_MODES}, got {mode!r}")
+        batch = self._batch(observations, instructions, subtasks)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.device.type == "cuda"):
+            ids = self.model.predict_action_ids(batch.to(self.device), mode).cpu().numpy()
+        return self.stats.action.unnormalize(self.tokenizer.decode(ids)).astype(np.float32)
+
+    def _batch(self, observations, instructions, subtasks) -> Batch:
+        data = self.config.data
+        subtasks = subtasks if data.use_subtasks else [""] * len(observations)
+        images = np.stack([self._images(obs) for obs in observations])
+        states = np.stack([self._state(obs) for obs in observations])
+        return Batch(images=torch.from_numpy(images),
+                     state_ids=torch.from_numpy(self.tokenizer.encode(self.stats.state.normalize(states))),
+                     instructions=list(instructions), subtasks=list(subtasks))
+
+    def _images(self, obs: dict) -> np.ndarray:
+        """(N_cam, 3, H, W) uint8 from the observation's "<camera>_image" entries."""
+        data = self.config.data
+        size = (data.image_size, data.image_size, 3)
+        images = []
+        for camera in data.cameras:
+            key = f"{camera}_image"
+            if key not in obs:
+                have = sorted(k for k in obs if k.endswith("_image"))
+                raise ValueError(f"observation lacks {key!r} (has {have}); this checkpoint needs cameras "
+                                 f"{list(data.cameras)}")
+            image = np.asarray(obs[key])
+            if image.shape != size or image.dtype != np.uint8:
+                raise ValueError(f"{key} is {image.shape} {image.dtype}; this checkpoint needs {size} uint8 "
+                                 f"(row 0 = top)")
+            images.append(image.transpose(2, 0, 1))
+        return np.stack(images)
+
+    def _state(self, obs: dict) -> np.ndarray:
+        parts = []
+        for key in self.config.data.state_keys:
+            if key not in obs:
+                raise ValueError(f"observation lacks {key!r}; this checkpoint needs {list(self.config.data.state_keys)}")
+            parts.append(np.asarray(obs[key], dtype=np.float64).reshape(-1))
+        state = np.concatenate(parts)
+        if state.shape != self.stats.state.q01.shape:
+            raise ValueError(f"proprio state has {state.size} values, the checkpoint's robot "
+                             f"{self.stats.robot!r} has {self.stats.state.q01.size}")
+        if not np.all(np.isfinite(state)):
+            raise ValueError(f"proprio state contains NaN or Inf: {state.tolist()}")
+        return state

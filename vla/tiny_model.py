@@ -1,0 +1,126 @@
+"""The tiny default VLA: conv image encoder + MLP projector + a small Llama decoder.
+
+Sequence (fixed length, so train and inference see the same positions):
+    [camera tokens: N_cam x grid^2] [text: MAX_TEXT word ids, padded] [state: S action-ids]
+    then the action part:
+      autoregressive: the K*A action ids, teacher-forced (logit t predicts id t+1)
+      parallel:       K*A learned action-query embeddings, one forward pass predicts all
+The action ids are the last n_bins ids of the vocabulary (OpenVLA layout).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from vla.batch import Batch, action_token_loss
+from vla.config import DataConfig, TinyModelConfig
+from vla.text_tokenizer import WordTokenizer
+from vla.tokenizer import ActionTokenizer
+
+MAX_TEXT = 24
+
+
+class ConvImageEncoder(nn.Module):
+    """(B, 3, H, W) uint8 -> (B, grid*grid, hidden) tokens."""
+
+    def __init__(self, channels: tuple[int, ...], grid: int, hidden: int):
+        super().__init__()
+        layers, prev = [], 3
+        for i, width in enumerate(channels):
+            layers += [nn.Conv2d(prev, width, 5 if i == 0 else 3, stride=2, padding=2 if i == 0 else 1),
+                       nn.GroupNorm(8, width), nn.GELU()]
+            prev = width
+        self.stem = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(grid))
+        self.projector = nn.Sequential(nn.Linear(prev, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.position = nn.Parameter(torch.zeros(grid * grid, hidden))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 127.5 - 1.0
+        features = self.stem(x).flatten(2).transpose(1, 2)  # (B, grid^2, C)
+        return self.projector(features) + self.position
+
+
+class TinyVla(nn.Module):
+    def __init__(self, config: TinyModelConfig, data: DataConfig, text_tokenizer: WordTokenizer):
+        super().__init__()
+        if text_tokenizer.vocab_size != config.text_vocab_size:
+            raise ValueError(f"text tokenizer has {text_tokenizer.vocab_size} words, the model config "
+                             f"{config.text_vocab_size}: tokenizer.json and config.json do not belong together")
+        self.config, self.data, self.text_tokenizer = config, data, text_tokenizer
+        self.chunk_size, self.action_dim = data.chunk_size, data.action_dim
+        self.action_tokenizer = ActionTokenizer(config.vocab_size, config.n_bins)
+        hidden = config.hidden_size
+        self.encoder = ConvImageEncoder(config.vision_channels, config.image_grid, hidden)
+        self.camera_embedding = nn.Parameter(torch.zeros(len(data.cameras), 1, hidden))
+        self.action_queries = nn.Parameter(torch.randn(self.chunk_size * self.action_dim, hidden) * 0.02)
+        self.lm = LlamaForCausalLM(LlamaConfig(
+            vocab_size=config.vocab_size, hidden_size=hidden, intermediate_size=config.intermediate_size,
+            num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
+            num_key_value_heads=config.num_heads, max_position_embeddings=config.max_positions,
+            tie_word_embeddings=True,
+        ))
+
+    # -- sequence assembly ---------------------------------------------------------------
+    def prefix_embeddings(self, batch: Batch) -> torch.Tensor:
+        """(B, P, hidden): camera tokens, text tokens, state tokens."""
+        b, n_cam = batch.images.shape[:2]
+        cams = self.encoder(batch.images.flatten(0, 1)).unflatten(0, (b, n_cam)) + self.camera_embedding
+        text_ids = batch_text_ids(batch, self.text_tokenizer.prompt_ids, batch.images.device)
+        tokens = torch.cat([text_ids, batch.state_ids], dim=1)
+        return torch.cat([cams.flatten(1, 2), self.lm.get_input_embeddings()(tokens)], dim=1)
+
+    # -- training ------------------------------------------------------------------------
+    def loss(self, batch: Batch, mode: str):
+        prefix = self.prefix_embeddings(batch)
+        n_actions = self.chunk_size * self.action_dim
+        if mode == "parallel":
+            queries = self.action_queries.expand(prefix.shape[0], -1, -1)
+            logits = self.lm(inputs_embeds=torch.cat([prefix, queries], 1)).logits[:, -n_actions:]
+        else:
+            targets = batch.action_ids.flatten(1)
+            inputs = torch.cat([prefix, self.lm.get_input_embeddings()(targets[:, :-1])], 1)
+            logits = self.lm(inputs_embeds=inputs).logits[:, -n_actions:]
+        return action_token_loss(self._action_slice(logits), batch.action_ids, self.action_tokenizer.first_id)
+
+    def forward(self, batch: Batch, mode: str):
+        """Training entry point (so DDP sees a forward call): same as loss()."""
+        return self.loss(batch, mode)
+
+    # -- inference -----------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_action_ids(self, batch: Batch, mode: str) -> torch.Tensor:
+        prefix = self.prefix_embeddings(batch)
+        if mode == "parallel":
+            ids = self._predict_parallel(prefix)
+        else:
+            ids = self._predict_autoregressive(prefix)
+        return ids.view(prefix.shape[0], self.chunk_size, self.action_dim)
+
+    def _predict_parallel(self, prefix: torch.Tensor) -> torch.Tensor:
+        queries = self.action_queries.expand(prefix.shape[0], -1, -1)
+        logits = self.lm(inputs_embeds=torch.cat([prefix, queries], 1)).logits[:, -queries.shape[1]:]
+        return self._action_slice(logits).argmax(-1) + self.action_tokenizer.first_id
+
+    def _predict_autoregressive(self, prefix: torch.Tensor) -> torch.Tensor:
+        """Greedy decoding with the KV cache, restricted to action ids."""
+        out = self.lm(inputs_embeds=prefix, use_cache=True)
+        ids = []
+        for _ in range(self.chunk_size * self.action_dim):
+            next_id = self._action_slice(out.logits[:, -1:]).argmax(-1) + self.action_tokenizer.first_id
+            ids.append(next_id)
+            out = self.lm(input_ids=next_id, past_key_values=out.past_key_values, use_cache=True)
+        return torch.cat(ids, 1)
+
+    def _action_slice(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits[..., self.action_tokenizer.first_id:]
+
+
+def batch_text_ids(batch: Batch, encode, device) -> torch.Tensor:
+    """(B, MAX_TEXT) prompt ids, truncated or padded with PAD (0)."""
+    rows = []
+    for instruction, subtask in zip(batch.instructions, batch.subtasks):
+        ids = encode(instruction, subtask)[:MAX_TEXT]
+        rows.append(ids + [0] * (MAX_TEXT - len(ids)))
+    return torch.tensor(rows, dtype=torch.long, device=device)

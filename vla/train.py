@@ -1,0 +1,223 @@
+"""`vla train`: action-token training with AdamW, warmup + cosine decay and checkpoints.
+
+Runs as one process on CPU/GPU, or under `torchrun --nproc_per_node N` (DDP; rank 0 logs
+and saves). The data order is a function of (seed, rank, step), so --resume continues
+exactly where a run stopped, on the same learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vla.checkpoint import build_model, load_checkpoint, load_training_state, save_checkpoint
+from vla.config import VlaConfig
+from vla.data import ChunkDataset, collate, compute_norm_stats, load_demos, random_shift
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    save_every: int = 500
+    eval_every: int = 250
+    eval_batches: int = 4
+    seed: int = 0
+    augment: bool = True
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to cfg.learning_rate, then cosine decay to 10% of it at cfg.steps."""
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        enabled = self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def setup_runtime() -> Runtime:
+    """Single process, or DDP when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Runtime(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return Runtime(device, rank, world)
+
+
+def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, augment: bool):
+    generator = np.random.default_rng([cfg.seed, rank, step])
+    indices = generator.integers(len(dataset), size=cfg.batch_size)
+    batch = collate([dataset[int(i)] for i in indices])
+    if augment:
+        torch.manual_seed(int(generator.integers(2**31)))
+        batch.images = random_shift(batch.images)
+    return batch
+
+
+def train_step(model, batch, optimizer, step: int, cfg: TrainConfig, mode: str, runtime: Runtime) -> dict:
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, cfg)
+    model.train()
+    with runtime.autocast():
+        loss, metrics = model(batch.to(runtime.device), mode)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+    optimizer.step()
+    metrics["lr"] = optimizer.param_groups[0]["lr"]
+    return metrics
+
+
+@torch.no_grad()
+def validate(model, dataset: ChunkDataset, cfg: TrainConfig, mode: str, runtime: Runtime) -> dict:
+    model.eval()
+    totals = {"loss": 0.0, "accuracy": 0.0}
+    for i in range(cfg.eval_batches):
+        batch = sample_batch(dataset, cfg, step=i, rank=10**6, augment=False)
+        with runtime.autocast():
+            _, metrics = model(batch.to(runtime.device), mode)
+        for key in totals:
+            totals[key] += metrics[key] / cfg.eval_batches
+    return totals
+
+
+def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool):
+    """(config, model, stats, train set, valid set, start step, optimizer state) for a fresh or resumed run."""
+    if resume:
+        model, config, stats = load_checkpoint(out)
+        state = load_training_state(out)
+    else:
+        model, stats, state = None, None, None
+    train_demos, valid_demos = load_demos(data_paths, config.data)
+    if stats is None:
+        stats = compute_norm_stats(train_demos, config.data.robot)
+    if model is None:
+        config, model = _fresh_model(config, train_demos + valid_demos)
+    tokenizer = model.action_tokenizer
+    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer)
+    valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer)
+    return config, model, stats, train_set, valid_set, state
+
+
+def _fresh_model(config: VlaConfig, demos):
+    if config.backbone != "tiny":
+        return config, build_model(config)
+    from dataclasses import replace
+
+    from vla.text_tokenizer import WordTokenizer
+
+    texts = [d.instruction for d in demos] + sorted({s for d in demos for s in d.subtasks})
+    text_tokenizer = WordTokenizer.train(texts)
+    config = replace(config, tiny=replace(config.tiny, text_vocab_size=text_tokenizer.vocab_size))
+    return config, build_model(config, text_tokenizer)
+
+
+def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(),
+          cfg: TrainConfig = TrainConfig(), resume: bool = False, progress: bool = True) -> dict:
+    """Train and checkpoint into `out`; returns the final metrics."""
+    out = Path(out)
+    if not resume and (out / "config.json").exists():
+        raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or pick another --out")
+    runtime = setup_runtime()
+    torch.manual_seed(cfg.seed)
+    config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, resume)
+    if state is not None:
+        cfg = TrainConfig(**{**state["train_config"], "steps": max(cfg.steps, state["train_config"]["steps"])})
+    model.to(runtime.device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    start = 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    wrapped = _wrap_ddp(model, runtime)
+    logger = _Logger(out, cfg, start, progress and runtime.is_main) if runtime.is_main else None
+    metrics: dict = {}
+    for step in range(start, cfg.steps):
+        batch = sample_batch(train_set, cfg, step, runtime.rank, cfg.augment)
+        metrics = train_step(wrapped, batch, optimizer, step, cfg, config.decoding, runtime)
+        done = step + 1
+        if logger:
+            logger.log_train(done, metrics, batch.size * runtime.world_size)
+        if logger and (done % cfg.eval_every == 0 or done == cfg.steps):
+            logger.log_valid(done, validate(wrapped, valid_set, cfg, config.decoding, runtime))
+        if runtime.is_main and (done % cfg.save_every == 0 or done == cfg.steps):
+            save_checkpoint(out, model, config, stats,
+                            {"step": done, "optimizer": optimizer.state_dict(), "train_config": asdict(cfg)})
+    if logger:
+        metrics = {**metrics, **logger.close()}
+    return metrics
+
+
+def _wrap_ddp(model, runtime: Runtime):
+    if runtime.world_size == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+class _Logger:
+    """tqdm progress (loss, action-token accuracy, samples/s) and TensorBoard scalars."""
+
+    def __init__(self, out: Path, cfg: TrainConfig, start: int, progress: bool):
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm import tqdm
+
+        self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=start or None)
+        self.bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not progress)
+        self.started, self.samples, self.valid = time.perf_counter(), 0, {}
+
+    def log_train(self, step: int, metrics: dict, samples: int) -> None:
+        self.samples += samples
+        rate = self.samples / (time.perf_counter() - self.started)
+        for key, value in metrics.items():
+            self.writer.add_scalar(f"train/{key}", value, step)
+        self.writer.add_scalar("train/samples_per_s", rate, step)
+        self.bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.3f}",
+                             samples_s=f"{rate:.0f}", **{f"val_{k}": f"{v:.3f}" for k, v in self.valid.items()})
+        self.bar.update(1)
+
+    def log_valid(self, step: int, metrics: dict) -> None:
+        self.valid = metrics
+        for key, value in metrics.items():
+            self.writer.add_scalar(f"valid/{key}", value, step)
+
+    def close(self) -> dict:
+        self.bar.close()
+        self.writer.close()
+        elapsed = time.perf_counter() - self.started
+        return {"samples_per_s": self.samples / elapsed if elapsed else 0.0,
+                **{f"val_{k}": v for k, v in self.valid.items()}}
