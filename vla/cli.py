@@ -73,10 +73,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from sim.bench import bench_sim, format_bench
+    if args.what == "inference":
+        from vla.bench_inference import bench_inference, format_inference
 
-    report = bench_sim(task=args.task, steps=args.steps)
-    print(format_bench(report))
+        report = bench_inference(repeats=args.repeats)
+        print(format_inference(report))
+    else:
+        from sim.bench import bench_sim, format_bench
+
+        report = bench_sim(task=args.task, steps=args.steps)
+        print(format_bench(report))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=2)
@@ -144,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim"], help="sim: env steps/s, ours vs robosuite defaults")
+    p.add_argument("what", choices=["sim", "inference"],
+                   help="sim: env steps/s, ours vs robosuite defaults; inference: predict latency of the tiny VLA")
     p.add_argument("--json")
     p.add_argument("--task", default="lift")
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--steps", type=int, default=100, help="sim: env steps timed per side")
+    p.add_argument("--repeats", type=int, default=50, help="inference: predict calls timed per mode")
     p.set_defaults(func=cmd_bench)
     return parser
 

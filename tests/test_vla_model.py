@@ -1,0 +1,142 @@
+"""The tiny VLA: overfitting, checkpoints, resume, inference and bad inputs (CPU, small sizes)."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sim.dataset import DatasetWriter
+from sim.episode import Episode
+from vla.checkpoint import load_checkpoint
+from vla.config import DataConfig, TinyModelConfig, VlaConfig
+from vla.inference import VlaPredictor
+from vla.train import TrainConfig, learning_rate, train
+
+SIZE = 32
+SMALL = VlaConfig(
+    tiny=TinyModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
+                         vision_channels=(16, 32), image_grid=2),
+    data=DataConfig(image_size=SIZE, chunk_size=2),
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threading only adds overhead on a busy 2-core machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def _episode(seed: int, steps: int = 6) -> Episode:
+    rng = np.random.default_rng(seed)
+    joints = np.cumsum(rng.normal(0, 0.05, (steps, 7)), axis=0)
+    actions = np.concatenate([joints + 0.05, (np.arange(steps) >= steps // 2)[:, None]], 1)
+    images = rng.integers(0, 255, (steps, SIZE, SIZE, 3), dtype=np.uint8)
+    return Episode(seed=seed, instruction=f"pick up the {['red', 'blue'][seed % 2]} cube", goal={"target": "red"},
+                   actions=actions.astype(np.float32),
+                   observations={"agentview_image": images, "robot0_eye_in_hand_image": images[:, ::-1].copy(),
+                                 "robot0_joint_pos": joints, "robot0_gripper_qpos": np.zeros((steps, 2))},
+                   states=np.zeros((steps, 5)), rewards=np.zeros(steps), dones=np.zeros(steps, np.uint8),
+                   subtasks=["reach the red cube"] * 3 + ["grasp"] * (steps - 3), model_file="<mujoco/>",
+                   success=True)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "synthetic.hdf5"
+    writer = DatasetWriter(path, "pick-color", {"task": "pick-color"})
+    for seed in range(3):
+        writer.write(_episode(seed))
+    return str(path)
+
+
+def test_learning_rate_warms_up_then_decays():
+    cfg = TrainConfig(steps=100, warmup_steps=10, learning_rate=1.0)
+    assert learning_rate(0, cfg) == pytest.approx(0.1) and learning_rate(9, cfg) == pytest.approx(1.0)
+    assert learning_rate(50, cfg) < 1.0 and learning_rate(99, cfg) == pytest.approx(0.1, abs=1e-3)
+
+
+@pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
+def test_overfits_a_handful_of_samples(data_file, tmp_path, decoding):
+    cfg = TrainConfig(steps=250, batch_size=16, learning_rate=2e-3, warmup_steps=10, save_every=10**6,
+                      eval_every=10**6, augment=False)
+    metrics = train([data_file], tmp_path / "ck", replace(SMALL, decoding=decoding), cfg, progress=False)
+    assert metrics["loss"] < 0.3 and metrics["accuracy"] > 0.95, metrics
+    predictor = VlaPredictor.load(tmp_path / "ck")
+    episode = _episode(1)
+    obs = {k: v[2] for k, v in episode.observations.items()}
+    chunk = predictor.predict(obs, episode.instruction)
+    assert chunk.shape == (2, 8)
+    np.testing.assert_allclose(chunk, episode.actions[2:4], atol=0.08)
+
+
+def test_checkpoint_files_and_resume_continue_the_same_run(data_file, tmp_path):
+    cfg = TrainConfig(steps=6, batch_size=4, save_every=3, eval_every=3, warmup_steps=2)
+    train([data_file], tmp_path / "full", SMALL, cfg, progress=False)
+    names = {p.name for p in (tmp_path / "full").iterdir()}
+    assert {"config.json", "model.safetensors", "norm_stats.json", "tokenizer.json", "training_state.pt",
+            "tensorboard"} <= names
+    stats = json.loads((tmp_path / "full" / "norm_stats.json").read_text())
+    assert set(stats) == {"panda"} and len(stats["panda"]["action"]["q01"]) == 8
+
+    train([data_file], tmp_path / "split", SMALL, replace(cfg, steps=3), progress=False)
+    train([data_file], tmp_path / "split", SMALL, cfg, resume=True, progress=False)
+    assert torch.load(tmp_path / "split" / "training_state.pt", weights_only=True)["step"] == 6
+    full, split = (load_file(tmp_path / d / "model.safetensors") for d in ("full", "split"))
+    for key in full:
+        torch.testing.assert_close(full[key], split[key], rtol=1e-5, atol=1e-6)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train([data_file], tmp_path / "full", SMALL, cfg, progress=False)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(data_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ck") / "ck"
+    train([data_file], out, SMALL, TrainConfig(steps=2, batch_size=2, warmup_steps=1), progress=False)
+    return out
+
+
+def _obs():
+    return {k: v[0] for k, v in _episode(0).observations.items()}
+
+
+def test_bad_observations_are_named(checkpoint):
+    predictor = VlaPredictor.load(checkpoint)
+    assert predictor.predict(_obs(), "pick up the red cube", mode="autoregressive").shape == (2, 8)
+    obs = _obs()
+    obs["agentview_image"] = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="agentview_image is \\(64, 64, 3\\).*needs \\(32, 32, 3\\)"):
+        predictor.predict(obs, "pick up the red cube")
+    obs = _obs()
+    del obs["robot0_eye_in_hand_image"]
+    with pytest.raises(ValueError, match="lacks 'robot0_eye_in_hand_image'"):
+        predictor.predict(obs, "x")
+    obs = _obs()
+    obs["robot0_joint_pos"] = np.full(7, np.nan)
+    with pytest.raises(ValueError, match="NaN"):
+        predictor.predict(obs, "x")
+    with pytest.raises(ValueError, match="proprio state has 8 values.*'panda' has 9"):
+        predictor.predict(_obs() | {"robot0_joint_pos": np.zeros(6)}, "x")
+
+
+def test_bad_checkpoints_are_named(checkpoint, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope")
+    with pytest.raises(ValueError, match="another robot"):
+        load_checkpoint(checkpoint, robot="ur5e")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "norm_stats.json", "tokenizer.json"):
+        (broken / name).write_bytes((checkpoint / name).read_bytes())
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+        load_checkpoint(broken)
+    (broken / "model.safetensors").write_bytes((checkpoint / "model.safetensors").read_bytes()[:1000])
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(broken)
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json is corrupt"):
+        load_checkpoint(broken)
