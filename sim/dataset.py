@@ -8,13 +8,12 @@
     /mask/train, /mask/valid   demo names as bytes; demo_9, demo_19, ... are valid
 
 Crash safety: the writer opens the file once per episode, writes the demo under a
-temporary root-level group, renames it to /data/demo_<i> as the last step and
-closes the file. HDF5 itself rewrites metadata in place in several unordered writes,
-so a kill during a flush could still corrupt *old* data; therefore every write
-session also keeps a rollback journal ("<file>-journal", as in SQLite): the
-original bytes of each page are saved before HDF5 first overwrites them, and
-deleting the journal is the commit. Readers overlay a leftover journal (the last
-committed state); the next writer rolls it back.
+temporary root-level group, renames it to /data/demo_<i> as the last step and closes
+the file. HDF5 rewrites metadata in place in several unordered writes, so a kill
+during a flush could still corrupt *old* demos; every write session therefore keeps a
+rollback journal "<file>-journal" (as SQLite does): each page's original bytes are
+saved before HDF5 first changes it, and deleting the journal is the commit. Readers
+overlay a leftover journal (= last committed state); the next writer rolls it back.
 """
 
 from __future__ import annotations
@@ -34,15 +33,14 @@ import numpy as np
 
 from sim.episode import Episode
 
-# Attributes > 64 KB (model_file) need the HDF5 1.8+ object header format.
-LIBVER = ("v108", "latest")
+LIBVER = ("v108", "latest")  # attributes > 64 KB (model_file) need the 1.8+ format
 VALID_EVERY = 10  # demo_9, demo_19, ... go to the validation mask
 _TMP_PREFIX = "_incomplete_"
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 _RESERVED_ATTRS = ("num_samples", "model_file", "instruction", "seed", "goal", "success")
-_FIX_REWRITE = "Re-run `vla collect` or restore it from a backup"
+_FIX = "Re-run `vla collect` or restore it from a backup"
 _PAGE = 4096
-_JOURNAL_MAGIC = b"VLAJRNL1"
+_MAGIC = b"VLAJRNL1"
 _JOURNAL_HEAD = struct.Struct("<8sQQ")  # magic, original file size, inode of the file
 _RECORD_HEAD = struct.Struct("<QQ")  # page index, byte count
 
@@ -53,11 +51,7 @@ class DatasetError(Exception):
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Summary of a validated dataset file.
-
-    demo_names: demo group names sorted by numeric index, e.g. ("demo_0", "demo_1").
-    total: sum of num_samples over all demos.
-    """
+    """A validated dataset: demo_names sorted by index, total = sum of num_samples."""
 
     path: Path
     env_name: str
@@ -80,12 +74,11 @@ def demo_index(name: str) -> int:
 
 def split_masks(demo_names: list[str]) -> tuple[list[str], list[str]]:
     """Split demo names into (train, valid): index % 10 == 9 goes to valid."""
-    is_valid = [demo_index(n) % VALID_EVERY == VALID_EVERY - 1 for n in demo_names]
-    return ([n for n, v in zip(demo_names, is_valid) if not v],
-            [n for n, v in zip(demo_names, is_valid) if v])
+    is_valid = {n: demo_index(n) % VALID_EVERY == VALID_EVERY - 1 for n in demo_names}
+    return [n for n in demo_names if not is_valid[n]], [n for n in demo_names if is_valid[n]]
 
 
-# ----------------------------------------------------------------------------- journal
+# ------------------------------------------------------------------------------ journal
 
 
 def _journal_path(path: Path) -> Path:
@@ -93,10 +86,10 @@ def _journal_path(path: Path) -> Path:
 
 
 def _load_journal(path: Path, ino: int) -> tuple[int, dict[int, bytes]] | None:
-    """Parse path's rollback journal -> (original file size, page -> original bytes).
+    """Parse path's journal -> (original size, page index -> original bytes).
 
-    None if there is none, or its header is torn or names another file (inode).
-    A torn last record is dropped: its page was not overwritten yet.
+    None if there is none, or it is torn before its header or names another inode.
+    A torn last record is dropped: its page had not been overwritten yet.
     """
     try:
         raw = _journal_path(path).read_bytes()
@@ -105,30 +98,28 @@ def _load_journal(path: Path, ino: int) -> tuple[int, dict[int, bytes]] | None:
     if len(raw) < _JOURNAL_HEAD.size:
         return None
     magic, size0, jino = _JOURNAL_HEAD.unpack_from(raw)
-    if magic != _JOURNAL_MAGIC or jino != ino:
+    if magic != _MAGIC or jino != ino:
         return None
     pages, pos = {}, _JOURNAL_HEAD.size
     while pos + _RECORD_HEAD.size <= len(raw):
         page, n = _RECORD_HEAD.unpack_from(raw, pos)
-        pos += _RECORD_HEAD.size
-        if pos + n > len(raw):
-            break
-        pages.setdefault(page, raw[pos : pos + n])
-        pos += n
+        pos += _RECORD_HEAD.size + n
+        if pos <= len(raw):
+            pages.setdefault(page, raw[pos - n : pos])
     return size0, pages
 
 
 class _PagedFile:
-    """Minimal file object over an fd for h5py's "fileobj" driver.
+    """File object over an fd for h5py's "fileobj" driver.
 
-    Writer mode (journal_fd given): the original bytes of each page below size0
-    are appended to the journal before the page is first changed. Reader mode:
-    journal pages are overlaid and the file ends at size0 (last committed state).
+    Writer mode (journal_fd given): before a page below size0 first changes, its
+    original bytes are appended to the journal. Reader mode: journal pages are
+    overlaid and the file ends at size0, i.e. the last committed state.
     """
 
-    def __init__(self, fd: int, size0: int, journal_fd: int | None = None, pages: dict | None = None):
+    def __init__(self, fd: int, size0: int, journal_fd: int | None = None, pages=None):
         self.fd, self.size0, self.journal_fd, self.pos = fd, size0, journal_fd, 0
-        self.pages = {} if pages is None else pages  # page index -> original bytes
+        self.pages: dict[int, bytes] = {} if pages is None else pages
 
     def seek(self, pos: int, whence: int = 0) -> int:
         end = self.size0 if self.journal_fd is None else os.fstat(self.fd).st_size
@@ -138,16 +129,16 @@ class _PagedFile:
     def tell(self) -> int:
         return self.pos
 
-    def read(self, size: int = -1) -> bytes:
-        """Return exactly `size` bytes from pos (zeros past the end, like HDF5's sec2)."""
-        end = self.size0 if self.journal_fd is None else self.pos + size
-        data = bytearray(os.pread(self.fd, max(0, min(size, end - self.pos)), self.pos).ljust(size, b"\0"))
-        if self.journal_fd is None:
-            for page in range(self.pos // _PAGE, (self.pos + size - 1) // _PAGE + 1):
-                orig, start = self.pages.get(page, b""), page * _PAGE
-                lo, hi = max(start, self.pos), min(start + len(orig), self.pos + size)
-                if lo < hi:
-                    data[lo - self.pos : hi - self.pos] = orig[lo - start : hi - start]
+    def read(self, size: int) -> bytes:
+        """Exactly `size` bytes from pos (zeros past the end, like HDF5's sec2 driver)."""
+        pos, reader = self.pos, self.journal_fd is None
+        n = max(0, min(size, self.size0 - pos)) if reader else size
+        data = bytearray(os.pread(self.fd, n, pos).ljust(size, b"\0"))
+        for page in range(pos // _PAGE, (pos + size - 1) // _PAGE + 1) if reader else ():
+            orig, start = self.pages.get(page, b""), page * _PAGE
+            lo, hi = max(start, pos), min(start + len(orig), pos + size)
+            if lo < hi:
+                data[lo - pos : hi - pos] = orig[lo - start : hi - start]
         self.pos += size
         return bytes(data)
 
@@ -168,14 +159,13 @@ class _PagedFile:
         self.pos += done
         return done
 
-    def truncate(self, size: int | None = None) -> int:
-        size = self.pos if size is None else size
+    def truncate(self, size: int) -> int:
         self._save(size, self.size0)
         os.ftruncate(self.fd, size)
         return size
 
     def flush(self) -> None:
-        """Writes go straight to the OS; durability is handled at commit."""
+        """Writes go straight to the OS; the commit fsyncs."""
 
     def __del__(self) -> None:
         if self.journal_fd is None:  # reader mode owns its fd
@@ -183,20 +173,19 @@ class _PagedFile:
 
 
 def _rollback(fd: int, path: Path) -> None:
-    """Undo an interrupted write session using its journal, then delete the journal."""
+    """Undo an interrupted write session from its journal, then delete the journal."""
     journal = _load_journal(path, os.fstat(fd).st_ino)
     if journal is not None:
-        size0, pages = journal
-        for page, orig in pages.items():
+        for page, orig in journal[1].items():
             os.pwrite(fd, orig, page * _PAGE)
-        os.ftruncate(fd, size0)
+        os.ftruncate(fd, journal[0])
         os.fsync(fd)
     _journal_path(path).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def _write_session(path: Path) -> Iterator[h5py.File]:
-    """Open path r+ under an exclusive lock and a rollback journal.
+    """Yield path opened r+ under an exclusive lock and a rollback journal.
 
     Leaving the block normally commits (fsync, delete the journal); an exception
     or a crash leaves the file as it was before the session.
@@ -212,7 +201,7 @@ def _write_session(path: Path) -> Iterator[h5py.File]:
         size0 = os.fstat(fd).st_size
         jfd = os.open(_journal_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(jfd, _JOURNAL_HEAD.pack(_JOURNAL_MAGIC, size0, os.fstat(fd).st_ino))
+            os.write(jfd, _JOURNAL_HEAD.pack(_MAGIC, size0, os.fstat(fd).st_ino))
             with h5py.File(_PagedFile(fd, size0, journal_fd=jfd), "r+", libver=LIBVER) as f:
                 yield f
             os.fsync(fd)
@@ -226,25 +215,22 @@ def _write_session(path: Path) -> Iterator[h5py.File]:
         os.close(fd)  # also releases the lock
 
 
-# ----------------------------------------------------------------------------- reading
+# ------------------------------------------------------------------------------ reading
 
 
 def _open_read(path: Path) -> h5py.File:
-    """Open read-only without locking (last committed state), mapping failures to DatasetError."""
-    if not path.exists():
-        raise DatasetError(f"{path} does not exist: check the path or run `vla collect` first")
+    """Open the last committed state read-only, without HDF5 file locking."""
     if not path.is_file():
-        raise DatasetError(f"{path} is not a regular file: pass the path of an .hdf5 dataset")
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise DatasetError(f"{path} {what}: check the path or run `vla collect` first")
     try:
         journal = _load_journal(path, path.stat().st_ino)
         if journal is None:
             return h5py.File(path, "r", locking=False)
-        fd = os.open(path, os.O_RDONLY)  # closed by _PagedFile.__del__
-        return h5py.File(_PagedFile(fd, journal[0], pages=journal[1]), "r")
+        return h5py.File(_PagedFile(os.open(path, os.O_RDONLY), journal[0], pages=journal[1]), "r")
     except OSError as exc:
-        raise DatasetError(
-            f"{path} is not a readable HDF5 file (truncated or corrupt?): {exc}. {_FIX_REWRITE}"
-        ) from exc
+        raise DatasetError(f"{path} is not a readable HDF5 file (truncated or corrupt?): "
+                           f"{exc}. {_FIX}") from exc
 
 
 def _sorted_demo_names(data: h5py.Group) -> list[str]:
@@ -252,54 +238,41 @@ def _sorted_demo_names(data: h5py.Group) -> list[str]:
     return sorted((k for k in data.keys() if _DEMO_RE.match(k)), key=demo_index)
 
 
-def _demo_length(path: Path, name: str, g: h5py.Group) -> int:
-    """Validate one demo group; return T. Every per-step array must have length T."""
-    where = f"{path}: /data/{name}"
-    for key in ("actions", "states", "obs"):
-        if key not in g:
-            raise DatasetError(f"{where} has no '{key}' (demo is incomplete or corrupt). {_FIX_REWRITE}")
-    if not isinstance(g["obs"], h5py.Group):
-        raise DatasetError(f"{where}/obs is not a group. {_FIX_REWRITE}")
-    t = int(g["actions"].shape[0]) if g["actions"].ndim else -1
-    fields = {k: g[k] for k in ("actions", "states", "rewards", "dones", "subtasks") if k in g}
-    fields.update({f"obs/{k}": v for k, v in g["obs"].items()})
-    for field, dset in fields.items():
-        n = int(dset.shape[0]) if isinstance(dset, h5py.Dataset) and dset.ndim else -1
-        if n != t or t < 0:
-            raise DatasetError(
-                f"{where}/{field} has length {n}, expected {t} (same as actions). {_FIX_REWRITE}"
-            )
-    ns = g.attrs.get("num_samples")
-    if ns is not None and int(ns) != t:
-        raise DatasetError(f"{where} attr num_samples={int(ns)} but actions has {t} steps. {_FIX_REWRITE}")
-    return t
-
-
 def _data_group(path: Path, f: h5py.File) -> h5py.Group:
     """Return /data after checking it exists and names its env."""
     data = f.get("data")
-    if not isinstance(data, h5py.Group):
-        raise DatasetError(f"{path} has no /data group: not a vla-stack/robomimic dataset")
-    if "env" not in data.attrs:
-        raise DatasetError(f"{path}: /data has no 'env' attribute: not a vla-stack/robomimic dataset")
+    if not isinstance(data, h5py.Group) or "env" not in data.attrs:
+        what = "no 'env' attribute on /data" if isinstance(data, h5py.Group) else "no /data group"
+        raise DatasetError(f"{path} has {what}: not a vla-stack/robomimic dataset")
     return data
 
 
-def _read_info(path: Path, f: h5py.File) -> DatasetInfo:
-    """Validate an open file (every demo's fields and lengths) and summarise it."""
-    data = _data_group(path, f)
-    try:
-        env_args = json.loads(data.attrs.get("env_args", "{}"))
-    except (TypeError, ValueError) as exc:
-        raise DatasetError(f"{path}: /data attr env_args is not valid JSON ({exc}). {_FIX_REWRITE}") from exc
-    names = _sorted_demo_names(data)
-    total = 0
-    for name in names:
-        g = data[name]
-        if not isinstance(g, h5py.Group):
-            raise DatasetError(f"{path}: /data/{name} is not a group. {_FIX_REWRITE}")
-        total += _demo_length(path, name, g)
-    return DatasetInfo(path, str(_py_attr(data.attrs["env"])), env_args, tuple(names), total)
+def _demo_length(path: Path, name: str, g) -> int:
+    """Validate one demo group; return T. Every per-step array must have length T."""
+    where = f"{path}: /data/{name}"
+    if not isinstance(g, h5py.Group):
+        raise DatasetError(f"{where} is not a group. {_FIX}")
+    for key in ("actions", "states", "obs"):
+        if key not in g:
+            raise DatasetError(f"{where} has no '{key}' (incomplete or corrupt demo). {_FIX}")
+    fields = {k: g[k] for k in ("actions", "states", "rewards", "dones", "subtasks") if k in g}
+    fields.update({f"obs/{k}": v for k, v in g["obs"].items()})
+    lengths = {k: v.shape[0] if isinstance(v, h5py.Dataset) and v.ndim else -1
+               for k, v in fields.items()}
+    t = lengths["actions"]
+    for field, n in lengths.items():
+        if n != t or t < 0:
+            raise DatasetError(f"{where}/{field} has length {n}, expected {t} (as actions). {_FIX}")
+    if int(g.attrs.get("num_samples", t)) != t:
+        raise DatasetError(f"{where} attr num_samples != {t} steps of actions. {_FIX}")
+    return int(t)
+
+
+def _py_attr(value):
+    """Convert numpy scalars / bytes from h5py attrs to plain Python values."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def open_dataset(path: str | os.PathLike) -> DatasetInfo:
@@ -307,25 +280,20 @@ def open_dataset(path: str | os.PathLike) -> DatasetInfo:
     path = Path(path)
     with _open_read(path) as f:
         try:
-            return _read_info(path, f)
+            data = _data_group(path, f)
+            env_args = json.loads(data.attrs.get("env_args", "{}"))
+            names = _sorted_demo_names(data)
+            total = sum(_demo_length(path, n, data[n]) for n in names)
+            env = str(_py_attr(data.attrs["env"]))
+            return DatasetInfo(path, env, env_args, tuple(names), total)
         except (OSError, KeyError, RuntimeError, ValueError) as exc:
-            raise DatasetError(f"{path} is corrupt ({exc}). {_FIX_REWRITE}") from exc
-
-
-def _py_attr(value):
-    """Convert numpy scalars/bytes from h5py attrs to plain Python values."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+            raise DatasetError(f"{path} is corrupt ({exc}). {_FIX}") from exc
 
 
 def _load_demo(path: Path, name: str, g: h5py.Group) -> Episode:
-    """Load a validated demo group into an Episode."""
+    """Load a demo group into an Episode (arrays keep their stored dtypes)."""
     t = _demo_length(path, name, g)
     attrs = {k: _py_attr(v) for k, v in g.attrs.items()}
-    subtasks = list(g["subtasks"].asstr()[()]) if "subtasks" in g else [""] * t
     return Episode(
         seed=int(attrs.get("seed", 0)),
         instruction=str(attrs.get("instruction", "")),
@@ -335,7 +303,7 @@ def _load_demo(path: Path, name: str, g: h5py.Group) -> Episode:
         states=g["states"][()],
         rewards=g["rewards"][()] if "rewards" in g else np.zeros(t),
         dones=g["dones"][()] if "dones" in g else np.zeros(t, dtype=np.int64),
-        subtasks=[str(s) for s in subtasks],
+        subtasks=[str(s) for s in g["subtasks"].asstr()[()]] if "subtasks" in g else [""] * t,
         model_file=str(attrs.get("model_file", "")),
         success=bool(attrs.get("success", True)),
         extra_attrs={k: v for k, v in attrs.items() if k not in _RESERVED_ATTRS},
@@ -348,13 +316,12 @@ def read_episode(path: str | os.PathLike, demo_name: str) -> Episode:
     with _open_read(path) as f:
         try:
             data = _data_group(path, f)
-            g = data.get(demo_name)
-            if not isinstance(g, h5py.Group) or not _DEMO_RE.match(demo_name):
+            if not _DEMO_RE.match(demo_name) or demo_name not in data:
                 have = ", ".join(_sorted_demo_names(data)[:5]) or "none"
                 raise DatasetError(f"{path} has no demo {demo_name!r} (demos: {have}...)")
-            return _load_demo(path, demo_name, g)
+            return _load_demo(path, demo_name, data[demo_name])
         except (OSError, KeyError, RuntimeError, ValueError) as exc:
-            raise DatasetError(f"{path}: cannot read /data/{demo_name} ({exc}). {_FIX_REWRITE}") from exc
+            raise DatasetError(f"{path}: cannot read /data/{demo_name} ({exc}). {_FIX}") from exc
 
 
 def iter_episodes(path: str | os.PathLike) -> Iterator[Episode]:
@@ -363,47 +330,38 @@ def iter_episodes(path: str | os.PathLike) -> Iterator[Episode]:
         yield read_episode(path, name)
 
 
-# ----------------------------------------------------------------------------- writing
-
-
-def _json_default(obj):
-    """json.dumps fallback for numpy arrays and scalars."""
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+# ------------------------------------------------------------------------------ writing
 
 
 def _dumps(obj) -> str:
-    return json.dumps(obj, default=_json_default, sort_keys=True)
+    """JSON with numpy arrays / scalars converted to lists / Python numbers."""
+    def default(o):
+        if isinstance(o, (np.ndarray, np.generic)):
+            return o.tolist()
+        raise TypeError(f"{type(o).__name__} is not JSON serializable")
+    return json.dumps(obj, default=default, sort_keys=True)
 
 
-def _check_episode(ep: Episode) -> int:
-    """Validate per-step lengths before touching the file; return T."""
-    t = ep.num_samples
-    if t < 1 or np.ndim(ep.actions) != 2:
-        raise ValueError(f"episode actions must be (T, A) with T >= 1, got shape {np.shape(ep.actions)}")
-    if np.ndim(ep.states) != 2:
-        raise ValueError(f"episode states must be (T, 1+nq+nv), got shape {np.shape(ep.states)}")
-    per_step = {"states": ep.states, "rewards": ep.rewards, "dones": ep.dones, "subtasks": ep.subtasks}
-    per_step.update({f"obs/{k}": v for k, v in ep.observations.items()})
+def _check_episode(ep: Episode) -> None:
+    """Raise ValueError unless every per-step field has length T = len(actions) >= 1."""
+    if np.ndim(ep.actions) != 2 or ep.num_samples < 1 or np.ndim(ep.states) != 2:
+        raise ValueError(f"episode actions (T, A) and states (T, S) need T >= 1, got "
+                         f"{np.shape(ep.actions)} and {np.shape(ep.states)}")
+    per_step = {"states": ep.states, "rewards": ep.rewards, "dones": ep.dones,
+                "subtasks": ep.subtasks, **{f"obs/{k}": v for k, v in ep.observations.items()}}
     for field, value in per_step.items():
         n = len(value) if isinstance(value, (list, tuple)) else (np.shape(value) or (-1,))[0]
-        if n != t:
-            raise ValueError(f"episode {field} has length {n}, expected {t} (actions)")
-    clash = set(ep.extra_attrs) & set(_RESERVED_ATTRS)
-    if clash:
-        raise ValueError(f"extra_attrs may not override reserved attributes {sorted(clash)}")
-    return t
+        if n != ep.num_samples:
+            raise ValueError(f"episode {field} has length {n}, expected {ep.num_samples}")
+    if set(ep.extra_attrs) & set(_RESERVED_ATTRS):
+        raise ValueError(f"extra_attrs may not override reserved attributes {_RESERVED_ATTRS}")
 
 
 def _write_demo(g: h5py.Group, ep: Episode) -> None:
     """Fill an empty group with one episode's arrays and attributes."""
-    g.create_dataset("actions", data=np.asarray(ep.actions, dtype=np.float32))
-    g.create_dataset("states", data=np.asarray(ep.states, dtype=np.float64))
-    g.create_dataset("rewards", data=np.asarray(ep.rewards))
-    g.create_dataset("dones", data=np.asarray(ep.dones))
+    g["actions"] = np.asarray(ep.actions, dtype=np.float32)
+    g["states"] = np.asarray(ep.states, dtype=np.float64)
+    g["rewards"], g["dones"] = np.asarray(ep.rewards), np.asarray(ep.dones)
     g.create_dataset("subtasks", data=[str(s) for s in ep.subtasks], dtype=h5py.string_dtype())
     obs = g.create_group("obs")
     for key, value in ep.observations.items():
@@ -411,15 +369,11 @@ def _write_demo(g: h5py.Group, ep: Episode) -> None:
         if arr.dtype == np.uint8 and arr.ndim == 4:  # images: one gzip chunk per frame
             obs.create_dataset(key, data=arr, chunks=(1, *arr.shape[1:]), compression="gzip")
         else:
-            obs.create_dataset(key, data=arr)
-    g.attrs["num_samples"] = ep.num_samples
-    g.attrs["model_file"] = ep.model_file
-    g.attrs["instruction"] = ep.instruction
-    g.attrs["seed"] = int(ep.seed)
-    g.attrs["goal"] = _dumps(ep.goal)
-    g.attrs["success"] = bool(ep.success)
-    for key, value in ep.extra_attrs.items():
-        g.attrs[key] = value
+            obs[key] = arr
+    g.attrs.update({"num_samples": ep.num_samples, "model_file": ep.model_file,
+                    "instruction": ep.instruction, "seed": int(ep.seed),
+                    "goal": _dumps(ep.goal), "success": bool(ep.success)})
+    g.attrs.update(ep.extra_attrs)
 
 
 def _update_summary(f: h5py.File) -> None:
@@ -430,62 +384,52 @@ def _update_summary(f: h5py.File) -> None:
     for key, subset in zip(("train", "valid"), split_masks(names)):
         if key in masks:
             del masks[key]
-        masks.create_dataset(key, data=np.array(subset, dtype="S") if subset else np.zeros(0, "S1"))
+        masks[key] = np.array(subset, dtype="S") if subset else np.zeros(0, "S1")
 
 
 class DatasetWriter:
-    """Append episodes to a dataset file, one open/write/close cycle per episode.
+    """Append episodes to a dataset file, one crash-safe open/write/close per episode.
 
-    Usage::
-
-        with DatasetWriter("out.hdf5", "color_cubes", {"seed": 0}) as w:
-            w.write(episode)  # -> "demo_0"
+    with DatasetWriter("out.hdf5", "color_cubes", {...}) as w:
+        w.write(episode)  # -> "demo_0"
     """
 
-    def __init__(self, path: str | os.PathLike, env_name: str, env_args: dict, append: bool = False):
-        self.path = Path(path)
-        self.env_name = env_name
-        self.env_args = dict(env_args)
-        if self.path.exists():
-            self._init_append(append)
+    def __init__(self, path: str | os.PathLike, env_name: str, env_args: dict,
+                 append: bool = False):
+        self.path, self.env_name, self.env_args = Path(path), env_name, dict(env_args)
+        self._demo_names: list[str] = []
+        if not self.path.exists():
+            self._create()
+        elif not append:
+            raise DatasetError(f"{self.path} already exists: pass --append to add episodes "
+                               "to it, or choose another --out (datasets are never overwritten)")
         else:
-            self._init_create()
+            self._open_for_append()
 
-    def _init_create(self) -> None:
+    def _create(self) -> None:
         """Create an empty dataset atomically (temp file + rename)."""
         if not self.path.parent.is_dir():
-            raise DatasetError(
-                f"cannot create {self.path}: directory {self.path.parent} does not exist. "
-                "Create it first or choose another --out"
-            )
+            raise DatasetError(f"cannot create {self.path}: directory {self.path.parent} "
+                               "does not exist. Create it first or choose another --out")
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             with h5py.File(tmp, "w", libver=LIBVER) as f:
-                data = f.create_group("data")
-                data.attrs["env"] = self.env_name
-                data.attrs["env_args"] = _dumps(self.env_args)
-                data.attrs["total"] = 0
+                f.create_group("data").attrs.update(
+                    {"env": self.env_name, "env_args": _dumps(self.env_args), "total": 0})
                 _update_summary(f)
-            _journal_path(self.path).unlink(missing_ok=True)  # stale, from a deleted file
+            _journal_path(self.path).unlink(missing_ok=True)  # stale, of a deleted file
             os.replace(tmp, self.path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise DatasetError(f"cannot create {self.path}: {exc}. Check permissions and disk space") from exc
-        self._demo_names: list[str] = []
+            raise DatasetError(f"cannot create {self.path}: {exc}. "
+                               "Check permissions and disk space") from exc
 
-    def _init_append(self, append: bool) -> None:
-        """Validate an existing file for appending and drop leftover temporary groups."""
-        if not append:
-            raise DatasetError(
-                f"{self.path} already exists: pass --append to add episodes to it, "
-                "or choose another --out (existing datasets are never overwritten)"
-            )
+    def _open_for_append(self) -> None:
+        """Validate the file, check its env, delete leftover temporary groups."""
         info = open_dataset(self.path)
         if info.env_name != self.env_name:
-            raise DatasetError(
-                f"{self.path} holds env {info.env_name!r}, cannot append {self.env_name!r} episodes: "
-                "choose another --out"
-            )
+            raise DatasetError(f"{self.path} holds env {info.env_name!r}, cannot append "
+                               f"{self.env_name!r} episodes: choose another --out")
         with self._session() as f:
             for key in [k for k in f.keys() if k.startswith(_TMP_PREFIX)]:
                 with contextlib.suppress(KeyError, OSError, RuntimeError):
@@ -494,13 +438,13 @@ class DatasetWriter:
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[h5py.File]:
-        """A crash-safe write session; I/O failures become DatasetError (file unchanged)."""
+        """A crash-safe write session; I/O failures become DatasetError."""
         try:
             with _write_session(self.path) as f:
                 yield f
         except OSError as exc:
-            raise DatasetError(f"writing {self.path} failed ({exc}); the file was left unchanged. "
-                               "Check permissions and disk space") from exc
+            raise DatasetError(f"writing {self.path} failed ({exc}); the file was left "
+                               "unchanged. Check permissions and disk space") from exc
 
     @property
     def num_demos(self) -> int:
@@ -508,9 +452,9 @@ class DatasetWriter:
         return len(self._demo_names)
 
     def write(self, episode: Episode) -> str:
-        """Write one episode as the next demo_<i>; return its name.
+        """Write one episode as the next demo_<i> and return its name.
 
-        All or nothing: on an exception or a crash the file keeps its previous demos.
+        All or nothing: after an exception or a crash the file holds the previous demos.
         """
         _check_episode(episode)
         with self._session() as f:
@@ -528,7 +472,7 @@ class DatasetWriter:
         return name
 
     def close(self) -> None:
-        """Nothing is held open between episodes; kept for API symmetry."""
+        """Nothing is held open between episodes; kept for symmetry."""
 
     def __enter__(self) -> DatasetWriter:
         return self

@@ -152,6 +152,10 @@ class HFVla(torch.nn.Module):
         self.out_ids = torch.tensor(tokenizer.encode("Out:", add_special_tokens=False), dtype=torch.long)
         self.prefix_lm = getattr(model.config, "model_type", "") in PREFIX_LM_TYPES
 
+    def forward(self, batch: Batch, mode: str):
+        """Training entry point (so DDP sees a forward call): same as loss()."""
+        return self.loss(batch, mode)
+
     # ----------------------------------------------------------------- prompt and inputs
     @property
     def n_actions(self) -> int:
