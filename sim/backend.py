@@ -43,6 +43,9 @@ def make_robosuite_env(env_name: str, *, control_hz: int = CONTROL_HZ, hard_rese
     from `reseed`.
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
+    # Mesa llvmpipe: at 128 px one raster thread is faster than two, and leaves the other
+    # core to a second worker (collection and eval scale with --workers).
+    os.environ.setdefault("LP_NUM_THREADS", "1")
     quiet_robosuite_logs()
     import robosuite
 

@@ -54,8 +54,8 @@ def make_episode(seed: int, img: int = 16, model_file: str | None = None) -> Epi
 
 
 def assert_episode_equal(a: Episode, b: Episode) -> None:
-    assert (a.seed, a.instruction, a.goal, a.model_file) == (b.seed, b.instruction, b.goal, b.model_file)
-    assert (a.success, a.subtasks, a.extra_attrs) == (b.success, b.subtasks, b.extra_attrs)
+    for name in ("seed", "instruction", "goal", "model_file", "success", "subtasks", "extra_attrs"):
+        assert getattr(a, name) == getattr(b, name), name
     for name in ("actions", "states", "rewards", "dones"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     assert a.observations.keys() == b.observations.keys()
@@ -64,8 +64,9 @@ def assert_episode_equal(a: Episode, b: Episode) -> None:
         assert a.observations[key].dtype == b.observations[key].dtype
 
 
-def write_n(path: Path, n: int, start: int = 0, append: bool = False, env: str = "color_cubes") -> list[str]:
-    with DatasetWriter(path, env, ENV_ARGS, append=append) as w:
+def write_n(path: Path, n: int, start: int = 0, append: bool = False) -> list[str]:
+    """Write episodes with seeds start..start+n-1; return their demo names."""
+    with DatasetWriter(path, "color_cubes", ENV_ARGS, append=append) as w:
         return [w.write(make_episode(s)) for s in range(start, start + n)]
 
 
@@ -275,7 +276,8 @@ def test_second_writer_refused(tmp_path):
 
 
 def _run_child(mode: str, path: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    pythonpath = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=pythonpath)
     return subprocess.Popen([sys.executable, __file__, mode, str(path)], cwd=REPO, env=env)
 
 
@@ -351,4 +353,5 @@ def test_crash_safety_sigkill(tmp_path, delay):
 
 
 if __name__ == "__main__":
-    {"--crash-child": _crash_child, "--kill-in-commit": _kill_in_commit_child}[sys.argv[1]](sys.argv[2])
+    children = {"--crash-child": _crash_child, "--kill-in-commit": _kill_in_commit_child}
+    children[sys.argv[1]](sys.argv[2])

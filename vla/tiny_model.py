@@ -28,9 +28,9 @@ class ConvImageEncoder(nn.Module):
     def __init__(self, channels: tuple[int, ...], grid: int, hidden: int):
         super().__init__()
         layers, prev = [], 3
-        for i, width in enumerate(channels):
-            layers += [nn.Conv2d(prev, width, 5 if i == 0 else 3, stride=2, padding=2 if i == 0 else 1),
-                       nn.GroupNorm(8, width), nn.GELU()]
+        for i, width in enumerate(channels):  # a 4x4 patchify stem, then stride-2 3x3 convs
+            conv = nn.Conv2d(prev, width, 4, stride=4) if i == 0 else nn.Conv2d(prev, width, 3, stride=2, padding=1)
+            layers += [conv, nn.GroupNorm(8, width), nn.GELU()]
             prev = width
         self.stem = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(grid))
         self.projector = nn.Sequential(nn.Linear(prev, hidden), nn.GELU(), nn.Linear(hidden, hidden))
