@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from sim.env import EnvConfig
 from sim.parallel import WorkerSpec, run_seeds
+from sim.policy_loader import PolicyOptions
 from sim.stats import wilson_interval
 
 
 def evaluate(task: str, policy: str, episodes: int, *, seed: int = 0, workers: int = 1,
-             video_dir: str | None = None, env_config: EnvConfig = EnvConfig(), progress: bool = True) -> dict:
+             video_dir: str | None = None, env_config: EnvConfig = EnvConfig(), progress: bool = True,
+             policy_options: PolicyOptions = PolicyOptions()) -> dict:
     """Run episodes with seeds seed, seed+1, ...; returns the eval report (DESIGN.md schema)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     if video_dir is not None:
         Path(video_dir).mkdir(parents=True, exist_ok=True)
-    spec = WorkerSpec(task=task, policy=policy, env_config=env_config, video_dir=video_dir)
+    spec = WorkerSpec(task=task, policy=policy, env_config=env_config, video_dir=video_dir,
+                      policy_options=policy_options)
     started = time.perf_counter()
     details = []
     for result in _progress(run_seeds(spec, range(seed, seed + episodes), workers), episodes, progress):
         details.append({"seed": result.seed, "success": bool(result.success), "steps": result.steps,
                         "instruction": result.instruction})
-    return build_report(task, policy, seed, details, time.perf_counter() - started, video_dir)
+    report = build_report(task, policy, seed, details, time.perf_counter() - started, video_dir)
+    if policy not in ("expert", "hold"):
+        report["policy_options"] = asdict(policy_options)
+    return report
 
 
 def build_report(task: str, policy: str, seed: int, details: list[dict], wall_s: float,

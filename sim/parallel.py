@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from sim.env import EnvConfig
+from sim.policy_loader import PolicyOptions
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class WorkerSpec:
     record: bool = False
     video_dir: str | None = None
     execute_steps: int | None = None
+    policy_options: PolicyOptions = PolicyOptions()
 
 
 _worker_state: dict = {}
@@ -29,7 +31,7 @@ def _init_worker(spec: WorkerSpec) -> None:
     from sim.policy_loader import make_policy
 
     env = VlaEnv(spec.task, spec.env_config)
-    _worker_state.update(spec=spec, env=env, policy=make_policy(spec.policy, env))
+    _worker_state.update(spec=spec, env=env, policy=make_policy(spec.policy, env, spec.policy_options))
 
 
 def _run_seed(seed: int):

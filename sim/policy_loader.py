@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from policies.base import Policy
 
-SIM_ONLY = {"expert"}
-KNOWN = ("expert", "hold", "a checkpoint directory")
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "policies" / "checkpoints" / "default"
+KNOWN = ("expert", "hold", "default", "a checkpoint directory")
 
 
-def make_policy(spec: str, env) -> Policy:
-    """`expert` (privileged scripted expert, sim only), `hold` (keeps the current pose) or a
-    checkpoint directory (flat VLA policy, executing half of each predicted chunk).
+@dataclass(frozen=True)
+class PolicyOptions:
+    """How a checkpoint is run: hierarchical (planner + controller) unless `flat`."""
 
-    `default` and `grpc://HOST:PORT` come with the shipped model and the gRPC service.
-    """
+    flat: bool = False
+    execute_steps: int | None = None  # None: half the chunk
+    ensemble: bool = False
+    plan_every: int = 8
+
+
+def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Policy:
+    """`expert` (privileged scripted expert, sim only), `hold` (keeps the current pose),
+    `default` (the shipped checkpoint) or a checkpoint directory."""
     if spec == "expert":
         from sim.experts.scripted import ScriptedExpert
 
@@ -24,11 +32,21 @@ def make_policy(spec: str, env) -> Policy:
         from policies.hold import HoldPolicy
 
         return HoldPolicy()
-    if Path(spec).is_dir():
-        from policies.vla_policy import FlatVlaPolicy
-        from vla.inference import VlaPredictor
-
-        predictor = VlaPredictor.load(spec)
-        return FlatVlaPolicy(predictor, execute_steps=max(1, predictor.chunk_size // 2))
+    if spec == "default" or Path(spec).is_dir():
+        return checkpoint_policy(DEFAULT_CHECKPOINT if spec == "default" else Path(spec), options)
     raise ValueError(f"unknown policy {spec!r}; available now: {', '.join(KNOWN)} "
-                     "('default' and grpc://HOST:PORT are not supported yet)")
+                     "(grpc://HOST:PORT is not supported yet)")
+
+
+def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
+    if not directory.is_dir():
+        raise FileNotFoundError(f"checkpoint {directory} does not exist; reproduce it with `make default-model`")
+    from policies.hierarchical import from_predictor
+    from policies.vla_policy import FlatVlaPolicy
+    from vla.inference import VlaPredictor
+
+    predictor = VlaPredictor.load(directory)
+    execute = options.execute_steps or max(1, predictor.chunk_size // 2)
+    if options.flat or not predictor.has_planner:
+        return FlatVlaPolicy(predictor, execute_steps=execute, ensemble=options.ensemble)
+    return from_predictor(predictor, plan_every=options.plan_every, execute_steps=execute, ensemble=options.ensemble)

@@ -19,6 +19,7 @@ class Batch:
     instructions: B language goals
     subtasks:    B subtask phrases ("" when the policy is flat)
     action_ids:  (B, K, A) int64 target action token ids (None at inference)
+    plan_targets: (B,) int64 index of the current subtask phrase for the planner (-1: none)
     """
 
     images: torch.Tensor
@@ -26,11 +27,12 @@ class Batch:
     instructions: list[str]
     subtasks: list[str]
     action_ids: torch.Tensor | None = None
+    plan_targets: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(move(self.images), move(self.state_ids), self.instructions, self.subtasks,
-                     move(self.action_ids))
+                     move(self.action_ids), move(self.plan_targets))
 
     @property
     def size(self) -> int:

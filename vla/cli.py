@@ -27,9 +27,13 @@ def cmd_collect(args) -> int:
 
 def cmd_eval(args) -> int:
     from sim.evaluate import evaluate, format_summary, write_report
+    from sim.policy_loader import PolicyOptions
 
+    options = PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
+                            plan_every=args.plan_every)
     report = evaluate(args.task, args.policy, args.episodes, seed=args.seed, workers=args.workers,
-                      video_dir=args.video, env_config=_env_config(args), progress=not args.quiet)
+                      video_dir=args.video, env_config=_env_config(args), progress=not args.quiet,
+                      policy_options=options)
     print(format_summary(report))
     if args.json:
         write_report(report, args.json)
@@ -104,7 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a policy on a task")
     p.add_argument("--task", required=True)
-    p.add_argument("--policy", required=True, help="expert | hold")
+    p.add_argument("--policy", required=True, help="expert | hold | default | CHECKPOINT_DIR")
+    p.add_argument("--flat", action="store_true", help="checkpoints: run the controller without the planner")
+    p.add_argument("--execute-steps", type=int, help="checkpoints: actions run per chunk (default: half)")
+    p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
+    p.add_argument("--plan-every", type=int, default=8, help="checkpoints: control steps between planner calls")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--json", help="write the report (JSON) here")
     p.add_argument("--video", metavar="DIR", help="write one mp4 per episode into DIR")

@@ -22,6 +22,7 @@ class TinyModelConfig:
     vision_channels: tuple[int, ...] = (32, 64, 128)
     image_grid: int = 4  # image tokens per camera: grid x grid
     max_positions: int = 512
+    planner_phrases: tuple[str, ...] = ()  # subtask phrases the planner head chooses from (empty: no planner)
 
     @property
     def vocab_size(self) -> int:
@@ -36,7 +37,8 @@ class DataConfig:
     state_keys: tuple[str, ...] = ("robot0_joint_pos", "robot0_gripper_qpos")
     chunk_size: int = 8  # K future actions per prediction
     action_dim: int = 8
-    use_subtasks: bool = False  # condition on the expert's subtask phrase (hierarchical policies)
+    use_subtasks: bool = False  # condition on the expert's subtask phrase and train a planner (hierarchical)
+    subtask_dropout: float = 0.5  # with use_subtasks: share of samples prompted without it (flat + planner)
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,10 @@ def compute_norm_stats(demos: list[Demo], robot: str) -> NormStats:
 class ChunkDataset(torch.utils.data.Dataset):
     """Indexable samples; collate with `collate`."""
 
-    def __init__(self, demos: list[Demo], config: DataConfig, stats: NormStats, tokenizer: ActionTokenizer):
+    def __init__(self, demos: list[Demo], config: DataConfig, stats: NormStats, tokenizer: ActionTokenizer,
+                 phrases: tuple[str, ...] = ()):
         self.demos, self.config, self.stats, self.tokenizer = demos, config, stats, tokenizer
+        self.phrase_index = {phrase: i for i, phrase in enumerate(phrases)}
         self.index = [(d, t) for d, demo in enumerate(demos) for t in range(len(demo.actions))]
 
     def __len__(self) -> int:
@@ -96,6 +98,7 @@ class ChunkDataset(torch.utils.data.Dataset):
             "action_ids": self.tokenizer.encode(self.stats.action.normalize(demo.actions[steps])),
             "instruction": demo.instruction,
             "subtask": demo.subtasks[t] if self.config.use_subtasks else "",
+            "plan_target": self.phrase_index.get(demo.subtasks[t], -1),
         }
 
 
@@ -106,7 +109,16 @@ def collate(samples: list[dict]) -> Batch:
         instructions=[s["instruction"] for s in samples],
         subtasks=[s["subtask"] for s in samples],
         action_ids=torch.from_numpy(np.stack([s["action_ids"] for s in samples])),
+        plan_targets=torch.tensor([s.get("plan_target", -1) for s in samples], dtype=torch.long),
     )
+
+
+def drop_subtasks(batch: Batch, rate: float, generator: np.random.Generator) -> Batch:
+    """Prompt a share of the rows without their subtask: they train the flat controller and
+    the planner (whose prompt is the same)."""
+    keep = generator.random(batch.size) >= rate
+    batch.subtasks = [s if k else "" for s, k in zip(batch.subtasks, keep)]
+    return batch
 
 
 def random_shift(images: torch.Tensor, pad: int = 6) -> torch.Tensor:

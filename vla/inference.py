@@ -36,6 +36,16 @@ class VlaPredictor:
         """One observation -> (K, A) actions in robot units (joint targets in rad, gripper in [0, 1])."""
         return self.predict_batch([observation], [instruction], [subtask], mode)[0]
 
+    @property
+    def has_planner(self) -> bool:
+        return bool(getattr(self.model, "planner_head", None) is not None)
+
+    def plan(self, observation: dict, instruction: str) -> str:
+        """The subtask phrase the planner picks for this observation and goal."""
+        batch = self._batch([observation], [instruction], [""])
+        with torch.inference_mode():
+            return self.model.predict_subtask(batch.to(self.device))[0]
+
     def predict_batch(self, observations: list[dict], instructions: list[str], subtasks: list[str],
                       mode: str | None = None) -> np.ndarray:
         """B observations -> (B, K, A)."""

@@ -55,6 +55,8 @@ class TinyVla(nn.Module):
         self.encoder = ConvImageEncoder(config.vision_channels, config.image_grid, hidden)
         self.camera_embedding = nn.Parameter(torch.zeros(len(data.cameras), 1, hidden))
         self.action_queries = nn.Parameter(torch.randn(self.chunk_size * self.action_dim, hidden) * 0.02)
+        phrases = config.planner_phrases
+        self.planner_head = nn.Linear(hidden, len(phrases)) if phrases else None
         self.lm = LlamaForCausalLM(LlamaConfig(
             vocab_size=config.vocab_size, hidden_size=hidden, intermediate_size=config.intermediate_size,
             num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
@@ -73,16 +75,33 @@ class TinyVla(nn.Module):
 
     # -- training ------------------------------------------------------------------------
     def loss(self, batch: Batch, mode: str):
+        """Action-token loss; plus the planner's loss on rows whose prompt has no subtask."""
         prefix = self.prefix_embeddings(batch)
         n_actions = self.chunk_size * self.action_dim
         if mode == "parallel":
-            queries = self.action_queries.expand(prefix.shape[0], -1, -1)
-            logits = self.lm(inputs_embeds=torch.cat([prefix, queries], 1)).logits[:, -n_actions:]
+            tail = self.action_queries.expand(prefix.shape[0], -1, -1)
         else:
-            targets = batch.action_ids.flatten(1)
-            inputs = torch.cat([prefix, self.lm.get_input_embeddings()(targets[:, :-1])], 1)
-            logits = self.lm(inputs_embeds=inputs).logits[:, -n_actions:]
-        return action_token_loss(self._action_slice(logits), batch.action_ids, self.action_tokenizer.first_id)
+            tail = self.lm.get_input_embeddings()(batch.action_ids.flatten(1)[:, :-1])
+        hidden = self.lm.model(inputs_embeds=torch.cat([prefix, tail], 1)).last_hidden_state
+        logits = self.lm.lm_head(hidden[:, -n_actions:])
+        loss, metrics = action_token_loss(self._action_slice(logits), batch.action_ids, self.action_tokenizer.first_id)
+        if self.planner_head is not None and batch.plan_targets is not None:
+            plan_loss, plan_metrics = self._planner_loss(hidden[:, prefix.shape[1] - 1], batch)
+            loss = loss + plan_loss
+            metrics.update(plan_metrics)
+        return loss, metrics
+
+    def _planner_loss(self, last_prefix_hidden: torch.Tensor, batch: Batch):
+        """Cross-entropy over the subtask phrases, on rows prompted without a subtask."""
+        rows = torch.tensor([not s for s in batch.subtasks], device=last_prefix_hidden.device)
+        targets = batch.plan_targets.to(last_prefix_hidden.device)
+        rows = rows & (targets >= 0)
+        if not rows.any():
+            return last_prefix_hidden.sum() * 0.0, {}
+        logits = self.planner_head(last_prefix_hidden[rows])
+        loss = nn.functional.cross_entropy(logits.float(), targets[rows])
+        accuracy = (logits.argmax(-1) == targets[rows]).float().mean()
+        return loss, {"plan_loss": float(loss.detach()), "plan_accuracy": float(accuracy)}
 
     def forward(self, batch: Batch, mode: str):
         """Training entry point (so DDP sees a forward call): same as loss()."""
@@ -97,6 +116,15 @@ class TinyVla(nn.Module):
         else:
             ids = self._predict_autoregressive(prefix)
         return ids.view(prefix.shape[0], self.chunk_size, self.action_dim)
+
+    @torch.no_grad()
+    def predict_subtask(self, batch: Batch) -> list[str]:
+        """The planner: (images, instruction, state) -> the subtask phrase to pursue now."""
+        if self.planner_head is None:
+            raise ValueError("this checkpoint has no planner (trained without subtask labels)")
+        planner_batch = Batch(batch.images, batch.state_ids, batch.instructions, [""] * batch.size)
+        hidden = self.lm.model(inputs_embeds=self.prefix_embeddings(planner_batch)).last_hidden_state[:, -1]
+        return [self.config.planner_phrases[i] for i in self.planner_head(hidden).argmax(-1).tolist()]
 
     def _predict_parallel(self, prefix: torch.Tensor) -> torch.Tensor:
         queries = self.action_queries.expand(prefix.shape[0], -1, -1)

@@ -18,7 +18,7 @@ import torch
 
 from vla.checkpoint import build_model, load_checkpoint, load_training_state, save_checkpoint
 from vla.config import VlaConfig
-from vla.data import ChunkDataset, collate, compute_norm_stats, load_demos, random_shift
+from vla.data import ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, random_shift
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,8 @@ def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, 
     generator = np.random.default_rng([cfg.seed, rank, step])
     indices = generator.integers(len(dataset), size=cfg.batch_size)
     batch = collate([dataset[int(i)] for i in indices])
+    if dataset.config.use_subtasks:
+        batch = drop_subtasks(batch, dataset.config.subtask_dropout, generator)
     if augment:
         torch.manual_seed(int(generator.integers(2**31)))
         batch.images = random_shift(batch.images)
@@ -102,13 +104,14 @@ def train_step(model, batch, optimizer, step: int, cfg: TrainConfig, mode: str, 
 @torch.no_grad()
 def validate(model, dataset: ChunkDataset, cfg: TrainConfig, mode: str, runtime: Runtime) -> dict:
     model.eval()
-    totals = {"loss": 0.0, "accuracy": 0.0}
+    totals: dict[str, float] = {}
     for i in range(cfg.eval_batches):
         batch = sample_batch(dataset, cfg, step=i, rank=10**6, augment=False)
         with runtime.autocast():
             _, metrics = model(batch.to(runtime.device), mode)
-        for key in totals:
-            totals[key] += metrics[key] / cfg.eval_batches
+        for key in ("loss", "accuracy", "plan_accuracy"):
+            if key in metrics:
+                totals[key] = totals.get(key, 0.0) + metrics[key] / cfg.eval_batches
     return totals
 
 
@@ -124,9 +127,9 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool):
         stats = compute_norm_stats(train_demos, config.data.robot)
     if model is None:
         config, model = _fresh_model(config, train_demos + valid_demos)
-    tokenizer = model.action_tokenizer
-    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer)
-    valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer)
+    tokenizer, phrases = model.action_tokenizer, config.tiny.planner_phrases
+    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer, phrases)
+    valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases)
     return config, model, stats, train_set, valid_set, state
 
 
@@ -137,9 +140,10 @@ def _fresh_model(config: VlaConfig, demos):
 
     from vla.text_tokenizer import WordTokenizer
 
-    texts = [d.instruction for d in demos] + sorted({s for d in demos for s in d.subtasks})
-    text_tokenizer = WordTokenizer.train(texts)
-    config = replace(config, tiny=replace(config.tiny, text_vocab_size=text_tokenizer.vocab_size))
+    phrases = tuple(sorted({s for d in demos for s in d.subtasks if s})) if config.data.use_subtasks else ()
+    text_tokenizer = WordTokenizer.train([d.instruction for d in demos] + list(phrases))
+    config = replace(config, tiny=replace(config.tiny, text_vocab_size=text_tokenizer.vocab_size,
+                                          planner_phrases=phrases))
     return config, build_model(config, text_tokenizer)
 
 

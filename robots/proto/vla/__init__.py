@@ -1,0 +1,1 @@
+"""Generated protobuf packages (see robots/proto/generate.py)."""
