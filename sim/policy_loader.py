@@ -8,7 +8,7 @@ from pathlib import Path
 from policies.base import Policy
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "policies" / "checkpoints" / "default"
-KNOWN = ("expert", "hold", "default", "a checkpoint directory")
+KNOWN = ("expert", "hold", "default", "a checkpoint directory", "grpc://HOST:PORT")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,14 @@ class PolicyOptions:
 
 def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Policy:
     """`expert` (privileged scripted expert, sim only), `hold` (keeps the current pose),
-    `default` (the shipped checkpoint) or a checkpoint directory."""
+    `default` (the shipped checkpoint), a checkpoint directory, or `grpc://HOST:PORT` (a policy
+    server; its bearer token, if it needs one, from the VLA_TOKEN environment variable)."""
+    if spec.startswith("grpc://"):
+        import os
+
+        from policies.remote import RemotePolicy
+
+        return RemotePolicy(spec, token=os.environ.get("VLA_TOKEN") or None)
     if spec == "expert":
         from sim.experts.scripted import ScriptedExpert
 
@@ -34,8 +41,7 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
         return HoldPolicy()
     if spec == "default" or Path(spec).is_dir():
         return checkpoint_policy(DEFAULT_CHECKPOINT if spec == "default" else Path(spec), options)
-    raise ValueError(f"unknown policy {spec!r}; available now: {', '.join(KNOWN)} "
-                     "(grpc://HOST:PORT is not supported yet)")
+    raise ValueError(f"unknown policy {spec!r}; available now: {', '.join(KNOWN)}")
 
 
 def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:

@@ -140,3 +140,23 @@ def test_bad_checkpoints_are_named(checkpoint, tmp_path):
     (broken / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json is corrupt"):
         load_checkpoint(broken)
+
+
+def test_planner_head_learns_the_subtask_and_the_hierarchy_runs(data_file, tmp_path):
+    from policies.hierarchical import from_predictor
+
+    config = replace(SMALL, data=replace(SMALL.data, use_subtasks=True))
+    cfg = TrainConfig(steps=200, batch_size=16, learning_rate=2e-3, warmup_steps=10, save_every=10**6,
+                      eval_every=10**6, augment=False)
+    metrics = train([data_file], tmp_path / "ck", config, cfg, progress=False)
+    assert metrics["plan_accuracy"] > 0.9, metrics
+    predictor = VlaPredictor.load(tmp_path / "ck")
+    assert predictor.config.tiny.planner_phrases == ("grasp", "reach the red cube")
+    episode = _episode(1)
+    plans = [predictor.plan({k: v[t] for k, v in episode.observations.items()}, episode.instruction)
+             for t in range(6)]
+    assert plans == episode.subtasks
+    policy = from_predictor(predictor, plan_every=2, execute_steps=1)
+    policy.reset(episode.instruction)
+    chunk = policy.act({k: v[4] for k, v in episode.observations.items()})
+    assert chunk.subtask == "grasp" and chunk.actions.shape == (1, 8)

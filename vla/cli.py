@@ -94,6 +94,86 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _serve_spec(args):
+    """The robot spec a served policy expects: a checkpoint's own robot and cameras, else --robot."""
+    from pathlib import Path
+
+    from robots.spec import get_robot_spec
+    from sim.policy_loader import DEFAULT_CHECKPOINT
+
+    config_file = (DEFAULT_CHECKPOINT if args.policy == "default" else Path(args.policy)) / "config.json"
+    if args.policy == "hold" or not config_file.is_file():
+        return get_robot_spec(args.robot or "panda", image_size=args.image_size)
+    from vla.config import VlaConfig
+
+    data = VlaConfig.load(config_file).data
+    if args.robot and args.robot != data.robot:
+        raise ValueError(f"checkpoint {config_file.parent} drives {data.robot!r}, not --robot {args.robot!r}")
+    return get_robot_spec(data.robot, image_size=data.image_size, cameras=tuple(data.cameras))
+
+
+def cmd_serve(args) -> int:
+    from policies.server import per_session_copies, serve
+    from robots.transport import TlsConfig, read_token_file
+    from sim.policy_loader import make_policy
+
+    if args.policy == "expert":
+        raise ValueError("--policy expert reads privileged simulator state (object poses), so it runs only inside "
+                         "the simulator (vla eval); serve hold, default or a checkpoint directory")
+    if args.policy.startswith("grpc://"):
+        raise ValueError("a grpc:// policy is already served; serve the checkpoint itself")
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        raise ValueError("--tls-cert and --tls-key go together (and --tls-client-ca needs them)")
+    spec = _serve_spec(args)
+    token = read_token_file(args.token_file) if args.token_file else None
+    tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    factory = per_session_copies(lambda: make_policy(args.policy, None))
+    handle = serve(factory, spec, args.host, args.port, token=token, tls=tls, max_concurrent=args.max_concurrent,
+                   model_name=args.policy)
+    print(f"vla.v1.PolicyService: {args.policy} for {spec.name} on {args.host}:{handle.port} "
+          f"({'mutual TLS' if args.tls_client_ca else 'TLS' if tls else 'plaintext'}, "
+          f"{'token required' if token else 'no token'}); loading the policy ...", flush=True)
+    handle.wait_ready()
+    print("ready (health: SERVING)", flush=True)
+    try:
+        handle.wait_for_termination()
+    except KeyboardInterrupt:
+        handle.stop(grace=2.0)
+    return 0
+
+
+def cmd_robot(args) -> int:
+    from pathlib import Path
+
+    from robots.client import RobotClient
+    from robots.connection import PolicyConnection
+    from robots.driver import SimDriver
+    from robots.spec import get_robot_spec
+    from robots.transport import read_token_file
+    from sim.env import VlaEnv
+
+    spec = get_robot_spec(args.robot, image_size=args.image_size)
+    token = read_token_file(args.token_file) if args.token_file else None
+    root_cert = Path(args.tls_ca).read_bytes() if args.tls_ca else None
+    env = VlaEnv(args.task, image_size=args.image_size)
+    driver = SimDriver(env, finger_open_width=spec.finger_open_width)
+    instruction = driver.reset(seed=args.seed)
+    connection = PolicyConnection(args.server, spec, token=token, root_cert=root_cert)
+    client = RobotClient(driver, connection, spec, instruction, keep_records=False)
+    print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server}", flush=True)
+    try:
+        report = client.run(steps=args.steps, should_stop=lambda: driver.done)
+    finally:
+        client.close()
+        connection.close()
+        env.close()
+    print(f"ticks {report.ticks} {dict(report.modes)}, chunks {report.chunks}, expired dropped "
+          f"{report.expired_dropped}, request errors {report.request_errors}, overruns {report.overruns}, "
+          f"safety clips {dict(report.clipped)}, success {driver.is_success()}")
+    if report.last_error:
+        print(f"last request error: {report.last_error}")
+    return 0
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a policy on a task")
     p.add_argument("--task", required=True)
-    p.add_argument("--policy", required=True, help="expert | hold | default | CHECKPOINT_DIR")
+    p.add_argument("--policy", required=True, help="expert | hold | default | CHECKPOINT_DIR | grpc://HOST:PORT "
+                   "(token from $VLA_TOKEN)")
     p.add_argument("--flat", action="store_true", help="checkpoints: run the controller without the planner")
     p.add_argument("--execute-steps", type=int, help="checkpoints: actions run per chunk (default: half)")
     p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
@@ -165,6 +246,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100, help="sim: env steps timed per side")
     p.add_argument("--repeats", type=int, default=50, help="inference: predict calls timed per mode")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("serve", help="serve a policy to robots over gRPC (vla.v1.PolicyService)")
+    p.add_argument("--policy", required=True, help="hold | default | CHECKPOINT_DIR")
+    p.add_argument("--host", default="127.0.0.1", help="bind address; beyond loopback a --token-file is required")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--token-file", help="file holding the bearer token clients must send")
+    p.add_argument("--tls-cert", help="PEM certificate chain (with --tls-key: TLS)")
+    p.add_argument("--tls-key", help="PEM private key")
+    p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
+    p.add_argument("--robot", help="robot spec for hold (default panda); checkpoints bring their own")
+    p.add_argument("--image-size", type=int, default=128, help="hold: camera image size clients must send")
+    p.add_argument("--max-concurrent", type=int, default=4, help="inferences at once; more get RESOURCE_EXHAUSTED")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("robot", help="drive a simulated robot from a policy server (the physical-robot client loop)")
+    p.add_argument("--server", required=True, metavar="HOST:PORT")
+    p.add_argument("--robot", default="panda")
+    p.add_argument("--task", default="lift")
+    p.add_argument("--steps", type=int, default=200, help="control ticks to run (stops early when the episode ends)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--token-file", help="file holding the server's bearer token")
+    p.add_argument("--tls-ca", help="PEM root certificate of the server (switches TLS on)")
+    p.set_defaults(func=cmd_robot)
     return parser
 
 

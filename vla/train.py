@@ -201,6 +201,7 @@ class _Logger:
         from tqdm import tqdm
 
         self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=start or None)
+        self.csv = _MetricsCsv(out / "metrics.csv", start)
         self.bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not progress)
         self.started, self.samples, self.valid = time.perf_counter(), 0, {}
 
@@ -210,6 +211,7 @@ class _Logger:
         for key, value in metrics.items():
             self.writer.add_scalar(f"train/{key}", value, step)
         self.writer.add_scalar("train/samples_per_s", rate, step)
+        self.csv.add(step, {**metrics, "samples_per_s": rate})
         self.bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.3f}",
                              samples_s=f"{rate:.0f}", **{f"val_{k}": f"{v:.3f}" for k, v in self.valid.items()})
         self.bar.update(1)
@@ -218,10 +220,30 @@ class _Logger:
         self.valid = metrics
         for key, value in metrics.items():
             self.writer.add_scalar(f"valid/{key}", value, step)
+        self.csv.add(step, {f"val_{k}": v for k, v in metrics.items()})
 
     def close(self) -> dict:
         self.bar.close()
         self.writer.close()
+        self.csv.close()
         elapsed = time.perf_counter() - self.started
         return {"samples_per_s": self.samples / elapsed if elapsed else 0.0,
                 **{f"val_{k}": v for k, v in self.valid.items()}}
+
+
+class _MetricsCsv:
+    """metrics.csv next to the checkpoint: the training curve as plain text (step, name, value)."""
+
+    def __init__(self, path: Path, start: int):
+        if start == 0 and path.exists():
+            path.unlink()
+        self.file = path.open("a")
+        if start == 0:
+            self.file.write("step,name,value\n")
+
+    def add(self, step: int, metrics: dict) -> None:
+        for name, value in metrics.items():
+            self.file.write(f"{step},{name},{value:.6g}\n")
+
+    def close(self) -> None:
+        self.file.close()

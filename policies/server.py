@@ -1,0 +1,256 @@
+"""The gRPC policy server: any Policy behind the vla.v1.PolicyService.
+
+    handle = serve(HoldPolicy, panda_spec(), port=50051)
+    handle.wait_ready(); handle.wait_for_termination()
+
+What it enforces (see robots/proto/vla/v1/policy.proto):
+- one writer per robot (leases, robots/sessions.py), strictly increasing sequence numbers;
+- every observation is validated against the robot spec (INVALID_ARGUMENT naming the field);
+  a bad request never takes the server down;
+- at most `max_concurrent` inferences at a time: more get RESOURCE_EXHAUSTED, not a queue;
+- a bearer token whenever it listens beyond loopback; optional TLS / mutual TLS;
+- grpc.health.v1 (NOT_SERVING while the policy loads) and server reflection.
+Each session owns the policy object `policy_factory()` builds for it. If the policy has
+`act_batch(observations) -> chunks`, concurrent Act calls arriving within `batch_wait_ms`
+are answered by one batched call on a shared instance (observations carry "instruction").
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import types
+import time
+from collections.abc import Callable
+from concurrent import futures
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from policies.base import ActionChunk, Policy
+from robots import sessions as sess
+from robots.batching import Batcher
+from robots.codec import ValidationError, decode_observation, encode_actions
+from robots.proto.vla.v1 import policy_pb2 as pb
+from robots.proto.vla.v1 import policy_pb2_grpc as pb_grpc
+from robots.spec import RobotSpec
+from robots.transport import DEFAULT_MAX_MESSAGE_BYTES, BearerTokenInterceptor, TlsConfig, is_loopback, server_options
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
+CONTROL_RPC_SLOTS = 8  # threads beyond the inference slots, for GetInfo/StartSession/health/...
+MAX_INSTRUCTION_CHARS = 1024
+SESSION_ERROR_CODES = {
+    sess.UnknownSession: grpc.StatusCode.NOT_FOUND, sess.LeaseHeld: grpc.StatusCode.FAILED_PRECONDITION,
+    sess.LeaseExpired: grpc.StatusCode.FAILED_PRECONDITION, sess.SequenceError: grpc.StatusCode.INVALID_ARGUMENT,
+    sess.TooManySessions: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+class RpcFailure(Exception):
+    """Ends one RPC with `code`; the server carries on."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class PolicyServicer(pb_grpc.PolicyServiceServicer):
+    def __init__(self, policy_factory: Callable[[], Policy], spec: RobotSpec, *, max_concurrent: int = 4,
+                 batch_wait_ms: float = 2.0, lease_ms: int = 5000, model_name: str = "",
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+        self.policy_factory, self.spec, self.model_name = policy_factory, spec, model_name
+        self.max_message_bytes = max_message_bytes
+        self.registry = sess.SessionRegistry(lease_ms=lease_ms)
+        self.slots = threading.BoundedSemaphore(max_concurrent)
+        self.max_concurrent, self.batch_wait_ms = max_concurrent, batch_wait_ms
+        self.ready = threading.Event()
+        self.prototype: Policy | None = None
+        self.batcher: Batcher | None = None
+
+    def load(self) -> None:
+        """Build the shared policy instance (what NOT_SERVING waits for) and the batcher."""
+        self.prototype = self.policy_factory()
+        if callable(getattr(self.prototype, "act_batch", None)):
+            self.batcher = Batcher(self.prototype.act_batch, self.max_concurrent, self.batch_wait_ms / 1000.0)
+        self.ready.set()
+
+    # -- RPCs ----------------------------------------------------------------------------
+    def GetInfo(self, request, context):
+        return pb.PolicyInfo(
+            robot=self.spec.name, num_joints=self.spec.num_joints, joint_names=list(self.spec.joint_names),
+            cameras=[pb.CameraSpec(name=c.name, height=c.height, width=c.width) for c in self.spec.cameras],
+            chunk_size=int(getattr(self.prototype, "chunk_size", 0) or 0), control_hz=self.spec.control_hz,
+            model=self.model_name, max_message_bytes=self.max_message_bytes)
+
+    def StartSession(self, request, context):
+        return _answer(context, self._start_session, request)
+
+    def Act(self, request, context):
+        return _answer(context, self._act, request)
+
+    def StreamActions(self, request_iterator, context):
+        for request in request_iterator:
+            yield _answer(context, self._act, request)
+
+    def EndSession(self, request, context):
+        return _answer(context, self._end_session, request)
+
+    # -- behaviour -----------------------------------------------------------------------
+    def _start_session(self, request: pb.StartSessionRequest) -> pb.Session:
+        self._require_ready()
+        if request.robot != self.spec.name:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"robot: this server drives {self.spec.name!r}, not {request.robot!r}")
+        if len(request.instruction) > MAX_INSTRUCTION_CHARS:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"instruction: longer than {MAX_INSTRUCTION_CHARS}")
+        robot_key = f"{request.robot}/{request.robot_instance}"
+        session = self.registry.start(robot_key, request.instruction, self.policy_factory)
+        return pb.Session(session_id=session.session_id, lease_ms=self.registry.lease_ms)
+
+    def _act(self, request: pb.ActRequest) -> pb.ActResponse:
+        self._require_ready()
+        if not request.session_id:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "session_id: empty; call StartSession first")
+        session = self.registry.get(request.session_id)
+        with session.lock:
+            session.check_sequence(request.sequence)
+            if not request.HasField("observation"):
+                raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "observation: missing")
+            obs = decode_observation(request.observation, self.spec, session.instruction)
+            started = time.perf_counter()
+            chunk = self._infer(session, obs)
+            inference_ms = (time.perf_counter() - started) * 1000.0
+            self.registry.renew(session)
+        horizon_ms = (len(chunk.actions) + 1) / self.spec.control_hz * 1000.0  # the chunk + one tick of transit
+        return pb.ActResponse(sequence=request.sequence, actions=encode_actions(chunk.actions),
+                              subtask=chunk.subtask, inference_ms=inference_ms, expires_in_ms=horizon_ms)
+
+    def _end_session(self, request: pb.EndSessionRequest) -> pb.EndSessionResponse:
+        self.registry.end(request.session_id)
+        return pb.EndSessionResponse()
+
+    def _infer(self, session: sess.Session, obs: dict) -> ActionChunk:
+        """One chunk for obs, within the concurrency limit; checks the policy's answer."""
+        if not self.slots.acquire(blocking=False):
+            raise RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             f"busy: {self.max_concurrent} inferences already running; retry later")
+        try:
+            chunk = self.batcher.submit(obs) if self.batcher else session.policy.act(obs)
+        except Exception as error:  # noqa: BLE001 - a policy bug fails this call, not the server
+            log.exception("policy failed")
+            raise RpcFailure(grpc.StatusCode.INTERNAL, f"policy failed: {type(error).__name__}: {error}") from None
+        finally:
+            self.slots.release()
+        actions = np.asarray(chunk.actions)
+        if actions.ndim != 2 or actions.shape[1] != self.spec.action_dim:
+            raise RpcFailure(grpc.StatusCode.INTERNAL, f"policy returned actions of shape {actions.shape}, "
+                             f"{self.spec.name} takes (K, {self.spec.action_dim})")
+        return chunk
+
+    def _require_ready(self) -> None:
+        if not self.ready.is_set():
+            raise RpcFailure(grpc.StatusCode.UNAVAILABLE, "the policy is still loading; watch the health service")
+
+
+def _answer(context: grpc.ServicerContext, handler: Callable, request):
+    """handler(request), turning known failures into status codes (context.abort raises)."""
+    try:
+        return handler(request)
+    except RpcFailure as failure:
+        context.abort(failure.code, str(failure))
+    except ValidationError as error:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+    except sess.SessionError as error:
+        context.abort(SESSION_ERROR_CODES[type(error)], f"{error.field}: {error}")
+
+
+class PolicyServer:
+    """A started server: `port`, `wait_ready()`, `stop(grace)`, `wait_for_termination()`."""
+
+    def __init__(self, server: grpc.Server, port: int, servicer: PolicyServicer, health_servicer):
+        self.server, self.port, self.servicer, self.health = server, port, servicer, health_servicer
+        self.load_error: BaseException | None = None
+        self._loader = threading.Thread(target=self._load, name="policy-loader", daemon=True)
+        self._loader.start()
+
+    def _load(self) -> None:
+        try:
+            self.servicer.load()
+        except BaseException as error:  # noqa: BLE001 - reported by wait_ready, health stays NOT_SERVING
+            self.load_error = error
+            log.exception("building the policy failed")
+            return
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once the policy is built; re-raises a failure to build it."""
+        self._loader.join(timeout)
+        if self.load_error is not None:
+            raise RuntimeError(f"building the policy failed: {self.load_error}") from self.load_error
+        return self.servicer.ready.is_set()
+
+    def stop(self, grace: float | None = 1.0) -> None:
+        """Stop accepting calls; running calls get `grace` seconds to finish."""
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.server.stop(grace).wait()
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self.server.wait_for_termination(timeout)
+
+
+def per_session_copies(build: Callable[[], Policy]) -> Callable[[], Policy]:
+    """A policy factory for policies that are slow to build (weights): the first call builds one,
+    every call returns a deep copy of it that shares the heavy parts (its `predictor` attribute and
+    the objects behind bound-method attributes, e.g. a planner head), so each session has its own
+    episode state (instruction, ensembler, subtask) but not its own weights."""
+    lock, built = threading.Lock(), []
+
+    def factory() -> Policy:
+        with lock:
+            if not built:
+                built.append(build())
+        prototype = built[0]
+        shared = [getattr(prototype, "predictor", None)]
+        shared += [value.__self__ for value in getattr(prototype, "__dict__", {}).values() if isinstance(value, types.MethodType)]
+        return copy.deepcopy(prototype, {id(obj): obj for obj in shared if obj is not None})
+
+    return factory
+
+
+def serve(policy_factory: Callable[[], Policy], spec: RobotSpec, host: str = "127.0.0.1", port: int = 50051, *,
+          token: str | None = None, tls: TlsConfig | None = None,
+          max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_concurrent: int = 4, batch_wait_ms: float = 2.0,
+          lease_ms: int = 5000, model_name: str = "") -> PolicyServer:
+    """Start serving (port 0: any free port, see .port); the policy is built in the background."""
+    if not is_loopback(host) and not token:
+        raise ValueError(f"refusing to listen on {host} (not loopback) without a bearer token; "
+                         "pass a token (vla serve --token-file F) or bind 127.0.0.1")
+    if not is_loopback(host) and tls is None:
+        log.warning("serving on %s without TLS: the bearer token crosses the network in clear text", host)
+    if max_concurrent < 1:
+        raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+    servicer = PolicyServicer(policy_factory, spec, max_concurrent=max_concurrent, batch_wait_ms=batch_wait_ms,
+                              lease_ms=lease_ms, model_name=model_name, max_message_bytes=max_message_bytes)
+    slots = max_concurrent + CONTROL_RPC_SLOTS
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="vla-rpc"),
+                         interceptors=[BearerTokenInterceptor(token)] if token else [],
+                         options=server_options(max_message_bytes), maximum_concurrent_rpcs=slots)
+    pb_grpc.add_PolicyServiceServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    for service in ("", SERVICE_NAME):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    bound = server.add_secure_port(address, tls.server_credentials()) if tls else server.add_insecure_port(address)
+    if not bound:
+        raise RuntimeError(f"could not bind {address}")
+    server.start()
+    log.info("vla.v1.PolicyService on %s (port %d, %s)", host, bound, "TLS" if tls else "plaintext")
+    return PolicyServer(server, bound, servicer, health_servicer)

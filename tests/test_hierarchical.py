@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from policies.chunking import TemporalEnsembler
+from policies.hierarchical import HierarchicalPolicy, gripper_judge
+
+OBS = {"robot0_gripper_qpos": np.array([0.04, -0.04]), "instruction": "put the red cube on the green cube"}
+
+
+class FakePlanner:
+    def __init__(self, phrases):
+        self.phrases, self.calls = list(phrases), 0
+
+    def __call__(self, observation, instruction):
+        self.calls += 1
+        return self.phrases[min(self.calls - 1, len(self.phrases) - 1)]
+
+
+class FakeController:
+    def __init__(self, chunk=8):
+        self.seen, self.chunk = [], chunk
+
+    def __call__(self, observation, instruction, subtask):
+        self.seen.append((instruction, subtask))
+        return np.tile(np.arange(self.chunk, dtype=np.float32)[:, None], (1, 8))
+
+
+def test_planner_runs_at_the_configured_rate_and_feeds_the_controller():
+    planner, controller = FakePlanner(["reach the red cube", "grasp", "lift"]), FakeController()
+    policy = HierarchicalPolicy(planner, controller, plan_every=8, execute_steps=4, subtask_done=lambda o, s: False)
+    policy.reset(OBS["instruction"])
+    subtasks = [policy.act(OBS).subtask for _ in range(6)]  # 24 control steps
+    assert planner.calls == 3  # steps 0, 8, 16
+    assert subtasks == ["reach the red cube"] * 2 + ["grasp"] * 2 + ["lift"] * 2
+    assert [s for _, s in controller.seen] == subtasks
+    assert all(instruction == OBS["instruction"] for instruction, _ in controller.seen)
+
+
+def test_replans_as_soon_as_the_subtask_is_judged_done():
+    planner, controller = FakePlanner(["grasp", "lift"]), FakeController()
+    done = {"flag": False}
+    policy = HierarchicalPolicy(planner, controller, plan_every=100, execute_steps=4,
+                                subtask_done=lambda o, s: done["flag"])
+    policy.reset("x")
+    assert policy.act(OBS).subtask == "grasp" and policy.act(OBS).subtask == "grasp"
+    done["flag"] = True
+    assert policy.act(OBS).subtask == "lift" and planner.calls == 2
+
+
+def test_gripper_judge():
+    closed = {"robot0_gripper_qpos": np.array([0.02, -0.02])}
+    opened = {"robot0_gripper_qpos": np.array([0.04, -0.04])}
+    assert gripper_judge(closed, "grasp") and not gripper_judge(opened, "grasp")
+    assert gripper_judge(opened, "release") and not gripper_judge(closed, "release")
+    assert not gripper_judge(closed, "lift")
+
+
+def test_executes_k_actions_or_one_ensembled_action():
+    policy = HierarchicalPolicy(FakePlanner(["lift"]), FakeController(), execute_steps=3)
+    policy.reset("x")
+    np.testing.assert_array_equal(policy.act(OBS).actions[:, 0], [0, 1, 2])
+    policy = HierarchicalPolicy(FakePlanner(["lift"]), FakeController(), ensemble=True)
+    policy.reset("x")
+    assert policy.act(OBS).actions.shape == (1, 8)
+
+
+def test_temporal_ensembling_averages_overlapping_predictions():
+    ensembler = TemporalEnsembler(decay=0.0)
+    first = ensembler.add_and_pick(np.array([[0.0], [10.0], [20.0]]))
+    second = ensembler.add_and_pick(np.array([[2.0], [4.0], [6.0]]))
+    third = ensembler.add_and_pick(np.array([[8.0], [8.0], [8.0]]))
+    assert first[0] == 0.0 and second[0] == pytest.approx(6.0) and third[0] == pytest.approx((20 + 4 + 8) / 3)
