@@ -23,3 +23,29 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q --durations=10
+
+# Reproduces the shipped default checkpoint (policies/checkpoints/default): demonstrations for
+# the four tasks, then the tiny VLA with its planner head, on CPU.
+DEFAULT_DATA := data/lift.hdf5 data/pick-color.hdf5 data/stack.hdf5 data/place-color.hdf5
+DEFAULT_STEPS ?= 3500
+
+data/lift.hdf5: | $(STAMP)
+	@mkdir -p data
+	$(VENV)/bin/vla collect --task lift --episodes 60 --out $@ --seed 0 --workers 2
+data/pick-color.hdf5: | $(STAMP)
+	@mkdir -p data
+	$(VENV)/bin/vla collect --task pick-color --episodes 120 --out $@ --seed 0 --workers 2
+data/stack.hdf5: | $(STAMP)
+	@mkdir -p data
+	$(VENV)/bin/vla collect --task stack --episodes 80 --out $@ --seed 0 --workers 2
+data/place-color.hdf5: | $(STAMP)
+	@mkdir -p data
+	$(VENV)/bin/vla collect --task place-color --episodes 150 --out $@ --seed 0 --workers 2
+
+.PHONY: default-model
+default-model: $(DEFAULT_DATA)
+	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/default --subtasks --steps $(DEFAULT_STEPS) \
+		--batch-size 32 --chunk-size 8 --save-every 500 --eval-every 250
+	@mkdir -p policies/checkpoints/default
+	cp runs/default/config.json runs/default/model.safetensors runs/default/norm_stats.json \
+		runs/default/tokenizer.json runs/default/metrics.csv policies/checkpoints/default/

@@ -10,7 +10,8 @@ What it enforces (see robots/proto/vla/v1/policy.proto):
 - at most `max_concurrent` inferences at a time: more get RESOURCE_EXHAUSTED, not a queue;
 - a bearer token whenever it listens beyond loopback; optional TLS / mutual TLS;
 - grpc.health.v1 (NOT_SERVING while the policy loads) and server reflection.
-Each session owns the policy object `policy_factory()` builds for it. If the policy has
+Each session owns the policy object `policy_factory()` builds for it (`per_session_copies`
+turns a slow builder into such a factory: one load, a cheap copy per session). If the policy has
 `act_batch(observations) -> chunks`, concurrent Act calls arriving within `batch_wait_ms`
 are answered by one batched call on a shared instance (observations carry "instruction").
 """
@@ -217,7 +218,8 @@ def per_session_copies(build: Callable[[], Policy]) -> Callable[[], Policy]:
                 built.append(build())
         prototype = built[0]
         shared = [getattr(prototype, "predictor", None)]
-        shared += [value.__self__ for value in getattr(prototype, "__dict__", {}).values() if isinstance(value, types.MethodType)]
+        attributes = getattr(prototype, "__dict__", {}).values()
+        shared += [value.__self__ for value in attributes if isinstance(value, types.MethodType)]
         return copy.deepcopy(prototype, {id(obj): obj for obj in shared if obj is not None})
 
     return factory

@@ -3,8 +3,8 @@
 Every tick (1 / spec.control_hz):
 1. take a chunk that arrived since the last tick (replacing the queue; actions meant for ticks
    that already passed are skipped), and drop queued actions whose chunk has expired;
-2. when the queue is at or below `refill_below` and no request is in flight, read the robot and
-   ask for the next chunk on a background thread;
+2. when the queue is at or below `refill_below` (default: half the last chunk) and no request is in
+   flight, read the robot and ask for the next chunk on a background thread;
 3. execute one action through the SafetyFilter. With no valid action the client holds the last
    commanded target (decelerating within the acceleration limits) for at most `hold_timeout_s`,
    then performs a controlled stop (driver.stop(); no further targets) until a fresh chunk comes.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,6 +48,8 @@ class ClientReport:
     chunks: int = 0
     expired_dropped: int = 0
     request_errors: int = 0
+    inference_ms: float = 0.0  # summed over chunks (server side)
+    round_trip_ms: float = 0.0  # summed over chunks (observation read -> chunk received)
     overruns: int = 0
     clipped: Counter = field(default_factory=Counter)
     last_error: str = ""
@@ -57,14 +59,17 @@ class ClientReport:
 class _Pending:
     future: Future
     obs_tick: int
+    sent_at: float
 
 
 class RobotClient:
     """driver: a robots.driver.Driver; policy: a PolicyConnection or a "host:port" target."""
 
     def __init__(self, driver: Driver, policy: PolicyConnection | str, spec: RobotSpec, instruction: str, *,
-                 refill_below: int = 1, hold_timeout_s: float = 0.2, retry_s: float = 0.1, token: str | None = None,
-                 clock=time.monotonic, sleep=time.sleep, executor: Executor | None = None, keep_records: bool = True):
+                 refill_below: int | None = None, hold_timeout_s: float = 0.2, retry_s: float = 0.1,
+                 token: str | None = None, clock=time.monotonic, sleep=time.sleep, executor: Executor | None = None,
+                 keep_records: bool = False):
+        """keep_records: remember every tick's TickRecord in .records (tests, debugging)."""
         self.driver, self.spec, self.instruction = driver, spec, instruction
         self.owns_connection = isinstance(policy, str)
         self.connection = PolicyConnection(policy, spec, token=token) if isinstance(policy, str) else policy
@@ -75,6 +80,7 @@ class RobotClient:
         self.queue: deque[tuple[np.ndarray, float]] = deque()  # (action (N + 1,), expires_at)
         self.pending: _Pending | None = None
         self.tick_index = 0
+        self.chunk_length = 1
         self.last_valid_at: float | None = None
         self.stopped = True  # nothing is commanded until the first chunk arrives
         self.next_request_at = 0.0
@@ -86,8 +92,8 @@ class RobotClient:
         """Tick at spec.control_hz for `steps` ticks / `duration_s` seconds / until should_stop()."""
         dt = self.spec.dt
         started = next_tick = self.clock()
-        while (steps is None or self.tick_index < steps) and (duration_s is None or self.clock() - started < duration_s):
-            if should_stop is not None and should_stop():
+        while steps is None or self.tick_index < steps:
+            if (duration_s is not None and self.clock() - started >= duration_s) or (should_stop and should_stop()):
                 break
             self.tick()
             next_tick += dt
@@ -105,8 +111,9 @@ class RobotClient:
         self._collect_reply(now)
         self._drop_expired(now)
         joints, gripper = self.driver.read_state()
-        if len(self.queue) <= self.refill_below and self.pending is None and now >= self.next_request_at:
-            self._request(joints, gripper)
+        refill_below = self.refill_below if self.refill_below is not None else max(1, self.chunk_length // 2)
+        if len(self.queue) <= refill_below and self.pending is None and now >= self.next_request_at:
+            self._request(now, joints, gripper)
         if self.queue:
             record = self._execute(now, joints, gripper)
         elif self.stopped:
@@ -129,16 +136,16 @@ class RobotClient:
             self.connection.close()
 
     # -- chunks ----------------------------------------------------------------------------
-    def _request(self, joints: np.ndarray, gripper: float) -> None:
+    def _request(self, now: float, joints: np.ndarray, gripper: float) -> None:
         images = self.driver.read_images()
         future = self.executor.submit(self._fetch_chunk, images, joints, gripper)
-        self.pending = _Pending(future, self.tick_index)
+        self.pending = _Pending(future, self.tick_index, now)
 
     def _fetch_chunk(self, images: dict, joints: np.ndarray, gripper: float) -> ChunkReply:
-        """Runs on the request thread."""
+        """Runs on the request thread; stamps the reply's arrival with this loop's clock."""
         if self.connection.session_id is None:
             self.connection.start(self.instruction)
-        return self.connection.act(images, joints, gripper)
+        return replace(self.connection.act(images, joints, gripper), received_at=self.clock())
 
     def _collect_reply(self, now: float) -> None:
         if self.pending is None or not self.pending.future.done():
@@ -152,6 +159,9 @@ class RobotClient:
             self.next_request_at = now + self.retry_s
             return
         self.report.chunks += 1
+        self.report.inference_ms += reply.inference_ms
+        self.report.round_trip_ms += (reply.received_at - pending.sent_at) * 1000.0
+        self.chunk_length = len(reply.actions)
         skip = min(self.tick_index - pending.obs_tick, len(reply.actions) - 1)  # ticks already gone by
         self.queue = deque((action, reply.expires_at) for action in reply.actions[skip:])
 

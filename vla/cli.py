@@ -159,20 +159,23 @@ def cmd_robot(args) -> int:
     driver = SimDriver(env, finger_open_width=spec.finger_open_width)
     instruction = driver.reset(seed=args.seed)
     connection = PolicyConnection(args.server, spec, token=token, root_cert=root_cert)
-    client = RobotClient(driver, connection, spec, instruction, keep_records=False)
+    client = RobotClient(driver, connection, spec, instruction)
     print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server}", flush=True)
     try:
         report = client.run(steps=args.steps, should_stop=lambda: driver.done)
+        success = driver.is_success()
     finally:
         client.close()
         connection.close()
         env.close()
-    print(f"ticks {report.ticks} {dict(report.modes)}, chunks {report.chunks}, expired dropped "
-          f"{report.expired_dropped}, request errors {report.request_errors}, overruns {report.overruns}, "
-          f"safety clips {dict(report.clipped)}, success {driver.is_success()}")
+    per_chunk = max(1, report.chunks)
+    print(f"ticks {report.ticks} {dict(report.modes)}, chunks {report.chunks} (inference "
+          f"{report.inference_ms / per_chunk:.1f} ms, round trip {report.round_trip_ms / per_chunk:.1f} ms), "
+          f"expired dropped {report.expired_dropped}, request errors {report.request_errors}, overruns {report.overruns}, "
+          f"safety clips {dict(report.clipped)}, success {success}")
     if report.last_error:
         print(f"last request error: {report.last_error}")
-    return 0
+    return 0 if report.chunks else 1  # never got a single chunk from the server
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
