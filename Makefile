@@ -27,7 +27,7 @@ test: $(STAMP)
 # Reproduces the shipped default checkpoint (policies/checkpoints/default): demonstrations for
 # the four tasks, then the tiny VLA with its planner head, on CPU.
 DEFAULT_DATA := data/lift.hdf5 data/pick-color.hdf5 data/stack.hdf5 data/place-color.hdf5
-DEFAULT_STEPS ?= 3500
+DEFAULT_STEPS ?= 2500
 
 data/lift.hdf5: | $(STAMP)
 	@mkdir -p data

@@ -71,8 +71,9 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                       save_every=args.save_every, eval_every=args.eval_every, seed=args.seed)
     metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet)
-    shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
-    print(f"checkpoint: {args.out}  {shown}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
+        shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+        print(f"checkpoint: {args.out}  {shown}")
     return 0
 
 
@@ -80,8 +81,14 @@ def cmd_bench(args) -> int:
     if args.what == "inference":
         from vla.bench_inference import bench_inference, format_inference
 
-        report = bench_inference(repeats=args.repeats)
+        report = bench_inference(repeats=50 if args.repeats is None else args.repeats)
         print(format_inference(report))
+    elif args.what == "serve":
+        from policies.bench_serve import bench_serve, format_serve
+
+        report = bench_serve(seconds=args.seconds, repeats=3 if args.repeats is None else args.repeats,
+                             progress=None if args.quiet else (lambda message: print(message, file=sys.stderr)))
+        print(format_serve(report))
     else:
         from sim.bench import bench_sim, format_bench
 
@@ -242,12 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim", "inference"],
-                   help="sim: env steps/s, ours vs robosuite defaults; inference: predict latency of the tiny VLA")
+    p.add_argument("what", choices=["sim", "inference", "serve"],
+                   help="sim: env steps/s, ours vs robosuite defaults; inference: predict latency of the tiny VLA; "
+                        "serve: gRPC serving latency/throughput vs websocket+msgpack and FastAPI+JSON servers")
     p.add_argument("--json")
     p.add_argument("--task", default="lift")
     p.add_argument("--steps", type=int, default=100, help="sim: env steps timed per side")
-    p.add_argument("--repeats", type=int, default=50, help="inference: predict calls timed per mode")
+    p.add_argument("--repeats", type=int, help="inference: predict calls timed per mode (default 50); "
+                   "serve: times each figure is measured (default 3)")
+    p.add_argument("--seconds", type=float, default=3.0, help="serve: seconds per measurement")
+    p.add_argument("--quiet", action="store_true", help="serve: no progress lines")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("serve", help="serve a policy to robots over gRPC (vla.v1.PolicyService)")

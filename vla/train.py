@@ -175,13 +175,23 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
         if logger:
             logger.log_train(done, metrics, batch.size * runtime.world_size)
         if logger and (done % cfg.eval_every == 0 or done == cfg.steps):
-            logger.log_valid(done, validate(wrapped, valid_set, cfg, config.decoding, runtime))
+            logger.log_valid(done, validate(model, valid_set, cfg, config.decoding, runtime))  # no DDP collectives
         if runtime.is_main and (done % cfg.save_every == 0 or done == cfg.steps):
             save_checkpoint(out, model, config, stats,
                             {"step": done, "optimizer": optimizer.state_dict(), "train_config": asdict(cfg)})
     if logger:
         metrics = {**metrics, **logger.close()}
+    _finish_ddp(runtime)
     return metrics
+
+
+def _finish_ddp(runtime: Runtime) -> None:
+    """Every rank waits for rank 0's last checkpoint before the group goes away."""
+    if runtime.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _wrap_ddp(model, runtime: Runtime):

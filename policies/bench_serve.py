@@ -1,0 +1,513 @@
+"""`vla bench serve`: what serving a policy over gRPC costs, against two common alternatives, in one run.
+
+A null policy (a fixed (8, 8) chunk, no compute) behind three servers, each in a process of its own
+started here (spawned, ports chosen free at run time, shut down at the end):
+    grpc       this project's vla.v1.PolicyService (policies/server.py), clients via PolicyConnection
+    websocket  openpi-style websocket + msgpack        (policies/bench_comparators.py)
+    fastapi    OpenVLA-style FastAPI + JSON on uvicorn (policies/bench_comparators.py)
+One payload for all: two 128x128 RGB cameras (RAW_RGB8 on gRPC), 7 joints and the gripper.
+
+Measured (clients are threads of this process, each with its own connection and session):
+- round-trip latency p50/p99 of one client: gRPC unary Act, gRPC bidi StreamActions, each comparator,
+  and an in-process call of the same servicer code (encode observation, session + sequence check,
+  decode + validate, policy, encode actions, decode + validate actions) without wire or serialization.
+  gRPC overhead = unary p50 - in-process p50;
+- throughput (completed requests/s) with 1, 4 and 16 concurrent clients, for each server.
+Every figure is measured `repeats` times, `seconds` each, interleaved across servers (the machine may be
+busy with other work: interleaving spreads that drift over all of them). Latency percentiles pool all
+samples of all repeats; throughput is the median of the repeats (each repeat's value is kept too).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from importlib import metadata
+
+import numpy as np
+
+from policies.base import ActionChunk
+
+CHUNK_SHAPE = (8, 8)
+IMAGE_SIZE = 128
+CAMERAS = ("agentview", "robot0_eye_in_hand")
+CONCURRENCY = (1, 4, 16)
+WARMUP_REQUESTS = 10
+INSTRUCTION = "benchmark the wire"
+SERVERS = ("grpc", "websocket", "fastapi")
+LABELS = {"grpc": "gRPC vla.v1 (unary Act)", "websocket": "openpi-style websocket+msgpack",
+          "fastapi": "OpenVLA-style FastAPI+JSON"}
+TARGET_OVERHEAD_MS = 1.0
+TARGET_THROUGHPUT_RATIO = 2.0
+START_TIMEOUT_S = 120.0
+
+
+class NullPolicy:
+    """Answers every observation with the same (8, 8) chunk, instantly."""
+
+    CHUNK = ActionChunk(np.linspace(0.0, 1.0, CHUNK_SHAPE[0] * CHUNK_SHAPE[1], dtype=np.float32)
+                        .reshape(CHUNK_SHAPE), subtask="null")
+    chunk_size = CHUNK_SHAPE[0]
+
+    def reset(self, instruction: str) -> None:
+        self.instruction = instruction
+
+    def act(self, observation) -> ActionChunk:
+        return self.CHUNK
+
+
+def bench_spec():
+    from robots.spec import get_robot_spec
+
+    spec = get_robot_spec("panda", image_size=IMAGE_SIZE, cameras=CAMERAS)
+    if spec.action_dim != CHUNK_SHAPE[1]:
+        raise RuntimeError(f"the null chunk is {CHUNK_SHAPE}, the panda takes {spec.action_dim} values per action")
+    return spec
+
+
+def make_payload(seed: int = 0) -> dict:
+    """images {camera: (128, 128, 3) uint8}, joints (7,) rad, gripper in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    images = {camera: rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8) for camera in CAMERAS}
+    joints = rng.uniform(-1.0, 1.0, 7)
+    return {"images": images, "joints": joints, "gripper": 0.25}
+
+
+def comparator_observation(payload: dict) -> dict:
+    """The payload as the comparators send it: the simulator's observation dict of numpy arrays."""
+    from robots.codec import gripper_to_finger_qpos
+    from robots.spec import PANDA_FINGER_OPEN
+
+    observation = {f"{camera}_image": image for camera, image in payload["images"].items()}
+    observation["robot0_joint_pos"] = np.asarray(payload["joints"], dtype=np.float64)
+    observation["robot0_gripper_qpos"] = gripper_to_finger_qpos(payload["gripper"], PANDA_FINGER_OPEN)
+    observation["instruction"] = INSTRUCTION
+    return observation
+
+
+# -- server processes ----------------------------------------------------------------------
+def _server_process(kind: str, conn) -> None:
+    """Child process: serve the null policy with `kind`, report ("ready", port, info), serve until told
+    to stop, shut down cleanly, report ("stopped",)."""
+    try:
+        if kind == "grpc":
+            from policies.server import serve
+
+            handle = serve(NullPolicy, bench_spec(), "127.0.0.1", 0, max_concurrent=max(CONCURRENCY),
+                           lease_ms=600_000, model_name="null")
+            handle.wait_ready(START_TIMEOUT_S)
+            conn.send(("ready", handle.port, {}))
+            conn.recv()
+            handle.stop(grace=1.0)
+        else:
+            from policies import bench_comparators as comparators
+
+            run = comparators.run_websocket_server if kind == "websocket" else comparators.run_fastapi_server
+            sock = comparators.bound_socket()
+            port = sock.getsockname()[1]
+            run(NullPolicy, sock, lambda info: conn.send(("ready", port, info)), conn.recv)
+        conn.send(("stopped",))
+    except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises
+        conn.send(("error", f"{type(error).__name__}: {error}"))
+        raise
+
+
+class ServerProcess:
+    """A benchmark server in its own (spawned) process; a context manager that stops it."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        context = multiprocessing.get_context("spawn")
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(target=_server_process, args=(kind, child_conn), name=f"bench-{kind}",
+                                       daemon=True)
+        self.process.start()
+        child_conn.close()
+        self.stopped_cleanly = False
+        self.port, self.info = self._expect("ready", START_TIMEOUT_S)[1:]
+
+    def _expect(self, what: str, timeout: float):
+        if not self.conn.poll(timeout):
+            raise RuntimeError(f"the {self.kind} benchmark server sent no {what!r} within {timeout:.0f} s")
+        message = self.conn.recv()
+        if message[0] == "error":
+            raise RuntimeError(f"the {self.kind} benchmark server failed: {message[1]}")
+        return message
+
+    def stop(self) -> None:
+        """Ask the server to shut down (it answers once it has); terminate it only if it does not."""
+        if self.conn.closed:
+            return
+        said_stopped = False
+        if self.process.is_alive():
+            try:
+                self.conn.send("stop")
+                said_stopped = self._expect("stopped", 15.0)[0] == "stopped"
+            except (RuntimeError, OSError, EOFError):
+                pass
+        self.process.join(10.0)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5.0)
+        self.stopped_cleanly = said_stopped and self.process.exitcode == 0
+        self.conn.close()
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# -- clients: each has act() (one round trip, both codecs included) and close() ---------------
+class GrpcUnaryClient:
+    def __init__(self, port: int, spec, payload: dict):
+        from robots.connection import PolicyConnection
+
+        self.payload = payload
+        self.connection = PolicyConnection(f"127.0.0.1:{port}", spec, robot_instance=f"bench-{uuid.uuid4().hex}",
+                                           timeout_s=10.0)
+        self.connection.start(INSTRUCTION)
+
+    def act(self) -> np.ndarray:
+        p = self.payload
+        return self.connection.act(p["images"], p["joints"], p["gripper"]).actions
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class GrpcStreamClient:
+    """One long-lived StreamActions call: put a request, wait for its response."""
+
+    def __init__(self, port: int, spec, payload: dict):
+        import queue
+
+        from robots.connection import PolicyConnection
+
+        self.payload, self.spec = payload, spec
+        self.connection = PolicyConnection(f"127.0.0.1:{port}", spec, robot_instance=f"bench-{uuid.uuid4().hex}",
+                                           timeout_s=10.0)
+        self.session_id = self.connection.start(INSTRUCTION)
+        self.requests: queue.SimpleQueue = queue.SimpleQueue()
+        self.sequence = 0
+
+        def request_iterator():
+            while (request := self.requests.get()) is not None:
+                yield request
+
+        self.responses = self.connection.stub.StreamActions(request_iterator())
+
+    def act(self) -> np.ndarray:
+        from robots.codec import decode_actions, encode_observation
+        from robots.proto.vla.v1 import policy_pb2 as pb
+
+        p = self.payload
+        self.sequence += 1
+        observation = encode_observation(p["images"], p["joints"], p["gripper"], time.monotonic())
+        self.requests.put(pb.ActRequest(session_id=self.session_id, sequence=self.sequence,
+                                        observation=observation))
+        reply = next(self.responses)
+        if reply.sequence != self.sequence:
+            raise RuntimeError(f"StreamActions answered sequence {reply.sequence} to {self.sequence}")
+        return decode_actions(reply.actions, self.spec)
+
+    def close(self) -> None:
+        self.requests.put(None)
+        for _ in self.responses:  # drain: the server ends the stream once our requests end
+            pass
+        self.connection.close()
+
+
+class InProcessClient:
+    """The servicer's own Act path called directly: everything gRPC does minus the wire and serialization."""
+
+    def __init__(self, spec, payload: dict):
+        from policies.server import PolicyServicer
+        from robots.proto.vla.v1 import policy_pb2 as pb
+
+        self.payload, self.spec = payload, spec
+        self.servicer = PolicyServicer(NullPolicy, spec, max_concurrent=max(CONCURRENCY), lease_ms=600_000)
+        self.servicer.load()
+        session = self.servicer._start_session(pb.StartSessionRequest(robot=spec.name, instruction=INSTRUCTION))
+        self.session_id, self.sequence = session.session_id, 0
+
+    def act(self) -> np.ndarray:
+        from robots.codec import decode_actions, encode_observation
+        from robots.proto.vla.v1 import policy_pb2 as pb
+
+        p = self.payload
+        self.sequence += 1
+        observation = encode_observation(p["images"], p["joints"], p["gripper"], time.monotonic())
+        reply = self.servicer._act(pb.ActRequest(session_id=self.session_id, sequence=self.sequence,
+                                                 observation=observation))
+        return decode_actions(reply.actions, self.spec)
+
+    def close(self) -> None:
+        pass
+
+
+class ComparatorClient:
+    def __init__(self, kind: str, port: int, observation: dict):
+        from policies import bench_comparators as comparators
+
+        self.observation = observation
+        self.client = comparators.WebsocketClient(port) if kind == "websocket" else comparators.HttpJsonClient(port)
+
+    def act(self) -> np.ndarray:
+        actions = self.client.act(self.observation)
+        if actions.shape != CHUNK_SHAPE:
+            raise RuntimeError(f"expected a {CHUNK_SHAPE} chunk, got {actions.shape}")
+        return actions
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# -- measurements --------------------------------------------------------------------------
+def time_latency(client, seconds: float, warmup: int = WARMUP_REQUESTS, min_requests: int = 5) -> list[float]:
+    """Round-trip times (ms) of back-to-back act() calls for `seconds` (at least min_requests)."""
+    for _ in range(warmup):
+        client.act()
+    times = []
+    deadline = time.perf_counter() + seconds
+    while True:
+        started = time.perf_counter()
+        client.act()
+        finished = time.perf_counter()
+        times.append((finished - started) * 1000.0)
+        if finished >= deadline and len(times) >= min_requests:
+            return times
+
+
+def time_throughput(make_client: Callable[[], object], clients: int, seconds: float) -> dict:
+    """`clients` threads, each with its own client, sending back to back for `seconds`."""
+    built = [make_client() for _ in range(clients)]
+    counts, errors = [0] * clients, []
+    barrier = threading.Barrier(clients + 1)
+    window: dict[str, float] = {}
+
+    def work(index: int) -> None:
+        client = built[index]
+        try:
+            for _ in range(WARMUP_REQUESTS):
+                client.act()
+            barrier.wait()
+            deadline = window["deadline"]
+            while True:
+                client.act()
+                counts[index] += 1
+                if time.perf_counter() >= deadline:
+                    return
+        except BaseException as error:  # noqa: BLE001 - re-raised by the caller
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"bench-client-{i}") for i in range(clients)]
+    try:
+        for thread in threads:
+            thread.start()
+        # every client is connected and warm before the window opens
+        while barrier.n_waiting < clients and not errors and any(t.is_alive() for t in threads):
+            time.sleep(0.001)
+        started = time.perf_counter()
+        window["deadline"] = started + seconds
+        if not errors:
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                pass
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        for client in built:
+            client.close()
+    if errors:
+        error = next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+        raise RuntimeError(f"a benchmark client failed: {type(error).__name__}: {error}") from error
+    total = sum(counts)
+    return {"requests": total, "seconds": elapsed, "requests_per_s": total / elapsed}
+
+
+def _percentiles(times: list[float]) -> dict:
+    array = np.asarray(times)
+    return {"p50_ms": float(np.percentile(array, 50)), "p99_ms": float(np.percentile(array, 99)),
+            "mean_ms": float(array.mean()), "requests": int(array.size)}
+
+
+def machine_info() -> dict:
+    cpu_model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu_model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")),
+                             cpu_model)
+    except OSError:
+        pass
+    versions = {}
+    for package in ("grpcio", "protobuf", "numpy", "websockets", "msgpack", "fastapi", "starlette", "uvicorn",
+                    "httptools", "uvloop"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "cpu_model": cpu_model,
+            "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg()), "packages": versions}
+
+
+def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, ...] = CONCURRENCY,
+                progress: Callable[[str], None] | None = None) -> dict:
+    """Run every measurement (see the module docstring) and return the report dict."""
+    if seconds <= 0 or repeats < 1:
+        raise ValueError(f"--seconds must be positive and --repeats at least 1, got {seconds} and {repeats}")
+    if not concurrency or min(concurrency) < 1 or max(concurrency) > max(CONCURRENCY):
+        raise ValueError(f"concurrency levels must lie in 1..{max(CONCURRENCY)}, got {concurrency}")
+    say = progress or (lambda message: None)
+    from robots.codec import encode_observation
+    from robots.proto.vla.v1 import policy_pb2 as pb
+
+    from policies import bench_comparators as comparators
+
+    report = {"benchmark": "serve", "machine": machine_info()}
+    wall_started = time.perf_counter()
+    spec = bench_spec()
+    payload = make_payload()
+    observation = comparator_observation(payload)
+    grpc_request = pb.ActRequest(session_id="0" * 32, sequence=1, observation=encode_observation(
+        payload["images"], payload["joints"], payload["gripper"], 1.0))
+    request_bytes = {"grpc": grpc_request.ByteSize(),
+                     "websocket": comparators.WebsocketClient.request_bytes(observation),
+                     "fastapi": comparators.HttpJsonClient.request_bytes(observation)}
+
+    latency_samples: dict[str, list[float]] = {name: [] for name in ("in_process", "grpc_unary", "grpc_stream",
+                                                                     "websocket", "fastapi")}
+    latency_repeat_p50: dict[str, list[float]] = {name: [] for name in latency_samples}
+    rates: dict[str, dict[int, list[float]]] = {kind: {n: [] for n in concurrency} for kind in SERVERS}
+
+    say("starting the servers (spawned processes) ...")
+    servers: dict[str, ServerProcess] = {}
+    try:
+        for kind in SERVERS:
+            servers[kind] = ServerProcess(kind)
+        ports = {kind: server.port for kind, server in servers.items()}
+        makers = {
+            "grpc": lambda: GrpcUnaryClient(ports["grpc"], spec, payload),
+            "websocket": lambda: ComparatorClient("websocket", ports["websocket"], observation),
+            "fastapi": lambda: ComparatorClient("fastapi", ports["fastapi"], observation),
+        }
+        latency_makers = {
+            "in_process": lambda: InProcessClient(spec, payload),
+            "grpc_unary": makers["grpc"],
+            "grpc_stream": lambda: GrpcStreamClient(ports["grpc"], spec, payload),
+            "websocket": makers["websocket"],
+            "fastapi": makers["fastapi"],
+        }
+        for repeat in range(repeats):
+            for name, make in latency_makers.items():
+                say(f"repeat {repeat + 1}/{repeats}: latency {name}")
+                client = make()
+                try:
+                    times = time_latency(client, seconds)
+                finally:
+                    client.close()
+                latency_samples[name] += times
+                latency_repeat_p50[name].append(float(np.percentile(times, 50)))
+            for clients in concurrency:
+                for kind in SERVERS:
+                    say(f"repeat {repeat + 1}/{repeats}: throughput {kind}, {clients} client(s)")
+                    rates[kind][clients].append(time_throughput(makers[kind], clients, seconds)["requests_per_s"])
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    latency = {name: {**_percentiles(times), "p50_per_repeat_ms": latency_repeat_p50[name]}
+               for name, times in latency_samples.items()}
+    throughput = {kind: {str(n): {"requests_per_s": float(np.median(values)), "per_repeat": values}
+                         for n, values in per_n.items()} for kind, per_n in rates.items()}
+    overhead = latency["grpc_unary"]["p50_ms"] - latency["in_process"]["p50_ms"]
+    grpc_rps = {n: throughput["grpc"][n]["requests_per_s"] for n in throughput["grpc"]}
+    ratios, comparators_report = {}, {}
+    for kind in ("websocket", "fastapi"):
+        comparators_report[kind] = {
+            "description": LABELS[kind], "latency": latency[kind], "throughput": throughput[kind],
+            "request_bytes": request_bytes[kind], "server_info": servers[kind].info}
+        ratios[kind] = {
+            "latency_p50_grpc_over_comparator": latency["grpc_unary"]["p50_ms"] / latency[kind]["p50_ms"],
+            "latency_p99_grpc_over_comparator": latency["grpc_unary"]["p99_ms"] / latency[kind]["p99_ms"],
+            "throughput_grpc_over_comparator": {n: grpc_rps[n] / throughput[kind][n]["requests_per_s"]
+                                                for n in grpc_rps},
+        }
+    worst_ratio = min(min(r["throughput_grpc_over_comparator"].values()) for r in ratios.values())
+    report.update({
+        "config": {"seconds": seconds, "repeats": repeats, "concurrency": list(concurrency),
+                   "warmup_requests": WARMUP_REQUESTS, "policy": "null: a fixed (8, 8) float32 chunk",
+                   "payload": {"cameras": list(CAMERAS), "image": [IMAGE_SIZE, IMAGE_SIZE, 3],
+                               "grpc_image_encoding": "RAW_RGB8", "joints": 7, "gripper": 1},
+                   "servers": "one spawned process per server; clients are threads of the benchmark process",
+                   "grpc_max_concurrent": max(CONCURRENCY),
+                   "servers_stopped_cleanly": {kind: server.stopped_cleanly for kind, server in servers.items()}},
+        "grpc": {
+            "in_process": latency["in_process"], "unary": latency["grpc_unary"], "stream": latency["grpc_stream"],
+            "overhead_p50_ms": overhead, "throughput": throughput["grpc"], "request_bytes": request_bytes["grpc"]},
+        "comparators": comparators_report,
+        "ratios": ratios,
+        "targets": {
+            "grpc_overhead_p50_ms": {"value": overhead, "target_max": TARGET_OVERHEAD_MS,
+                                     "met": overhead <= TARGET_OVERHEAD_MS},
+            "grpc_throughput_over_comparators": {"value": worst_ratio, "target_min": TARGET_THROUGHPUT_RATIO,
+                                                 "met": worst_ratio >= TARGET_THROUGHPUT_RATIO,
+                                                 "note": "the smallest gRPC/comparator ratio over both "
+                                                         "comparators and every concurrency level"}},
+        "wall_s": time.perf_counter() - wall_started,
+    })
+    report["machine"]["load_average_at_end"] = list(os.getloadavg())
+    return report
+
+
+def format_serve(report: dict) -> str:
+    grpc, comps, ratios, config = report["grpc"], report["comparators"], report["ratios"], report["config"]
+    machine = report["machine"]
+    levels = [str(n) for n in config["concurrency"]]
+    lines = [
+        f"vla bench serve: null policy -> ({CHUNK_SHAPE[0]}, {CHUNK_SHAPE[1]}) chunk; payload 2 x "
+        f"{IMAGE_SIZE}x{IMAGE_SIZE} RGB + 7 joints + gripper; {config['seconds']:g} s x {config['repeats']} "
+        "repeat(s) per figure",
+        f"machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs, Python {machine['python']}, load average "
+        f"{machine['load_average_at_start'][0]:.2f} at start, {machine['load_average_at_end'][0]:.2f} at end",
+        "",
+        f"{'latency, 1 client':<42}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'req bytes':>11}",
+    ]
+    rows = [("in-process (same decode/validate path)", grpc["in_process"], None),
+            ("gRPC unary Act", grpc["unary"], grpc["request_bytes"]),
+            ("gRPC StreamActions (bidi)", grpc["stream"], grpc["request_bytes"])]
+    rows += [(LABELS[kind], comps[kind]["latency"], comps[kind]["request_bytes"]) for kind in comps]
+    for label, figures, size in rows:
+        lines.append(f"{label:<42}{figures['p50_ms']:>9.3f}{figures['p99_ms']:>9.3f}{figures['requests']:>10d}"
+                     f"{size if size is not None else '-':>11}")
+    target = report["targets"]["grpc_overhead_p50_ms"]
+    lines.append(f"gRPC overhead (unary p50 - in-process p50): {grpc['overhead_p50_ms']:.3f} ms "
+                 f"(target <= {target['target_max']:g} ms: {'met' if target['met'] else 'NOT met'})")
+    lines += ["", f"{'throughput, requests/s':<42}" + "".join(f"{n + (' client' if n == '1' else ' clients'):>12}"
+                                                               for n in levels)]
+    lines.append(f"{LABELS['grpc']:<42}" + "".join(f"{grpc['throughput'][n]['requests_per_s']:>12.0f}"
+                                                  for n in levels))
+    for kind in comps:
+        lines.append(f"{LABELS[kind]:<42}" + "".join(f"{comps[kind]['throughput'][n]['requests_per_s']:>12.0f}"
+                                                    for n in levels))
+    lines += ["", f"{'gRPC / comparator':<42}{'p50 lat':>9}{'p99 lat':>9}" + "".join(f"{'tput@' + n:>10}"
+                                                                                   for n in levels)]
+    for kind, ratio in ratios.items():
+        lines.append(f"{LABELS[kind]:<42}{ratio['latency_p50_grpc_over_comparator']:>9.2f}"
+                     f"{ratio['latency_p99_grpc_over_comparator']:>9.2f}"
+                     + "".join(f"{ratio['throughput_grpc_over_comparator'][n]:>10.2f}" for n in levels))
+    target = report["targets"]["grpc_throughput_over_comparators"]
+    lines.append(f"(latency ratio < 1: gRPC faster; throughput ratio > 1: gRPC serves more.) Smallest throughput "
+                 f"ratio {target['value']:.2f} (target >= {target['target_min']:g}x both: "
+                 f"{'met' if target['met'] else 'NOT met'})")
+    return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""The shipped default checkpoint loads and acts in simulation (hierarchical and flat)."""
+
+import json
+
+import numpy as np
+
+from sim.policy_loader import DEFAULT_CHECKPOINT, PolicyOptions, make_policy
+from vla.cli import main
+from vla.inference import VlaPredictor
+
+
+def test_shipped_checkpoint_is_complete_and_small():
+    names = {p.name for p in DEFAULT_CHECKPOINT.iterdir()}
+    assert {"config.json", "model.safetensors", "norm_stats.json", "tokenizer.json", "metrics.csv"} <= names
+    assert sum(p.stat().st_size for p in DEFAULT_CHECKPOINT.iterdir()) < 25 * 2**20
+
+
+def test_default_policy_acts_in_simulation(env_cache):
+    env = env_cache("place-color", 128)
+    policy = make_policy("default", env)
+    obs, _ = env.reset(seed=123)
+    policy.reset(obs["instruction"])
+    phrases = set(VlaPredictor.load(DEFAULT_CHECKPOINT).config.tiny.planner_phrases)
+    for _ in range(3):
+        chunk = policy.act(obs)
+        assert chunk.actions.shape[1] == 8 and np.all(np.isfinite(chunk.actions))
+        assert chunk.subtask in phrases
+        for action in chunk.actions:
+            obs, *_ = env.step(action)
+    assert policy.plan_calls >= 1
+    flat = make_policy("default", env, PolicyOptions(flat=True, execute_steps=2))
+    flat.reset(obs["instruction"])
+    assert flat.act(obs).actions.shape == (2, 8)
+
+
+def test_short_evaluation_end_to_end(tmp_path):
+    report_path = tmp_path / "default.json"
+    assert main(["eval", "--task", "lift", "--policy", "default", "--episodes", "1", "--seed", "100000",
+                 "--json", str(report_path), "--quiet"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["policy"] == "default" and report["episodes"] == 1
+    assert 0 < report["episodes_detail"][0]["steps"] <= 150
+    assert report["policy_options"]["flat"] is False
