@@ -29,18 +29,14 @@ test: $(STAMP)
 DEFAULT_DATA := data/lift.hdf5 data/pick-color.hdf5 data/stack.hdf5 data/place-color.hdf5
 DEFAULT_STEPS ?= 2500
 
-data/lift.hdf5: | $(STAMP)
+EPISODES_lift := 60
+EPISODES_pick-color := 120
+EPISODES_stack := 80
+EPISODES_place-color := 150
+
+data/%.hdf5: | $(STAMP)
 	@mkdir -p data
-	$(VENV)/bin/vla collect --task lift --episodes 60 --out $@ --seed 0 --workers 2
-data/pick-color.hdf5: | $(STAMP)
-	@mkdir -p data
-	$(VENV)/bin/vla collect --task pick-color --episodes 120 --out $@ --seed 0 --workers 2
-data/stack.hdf5: | $(STAMP)
-	@mkdir -p data
-	$(VENV)/bin/vla collect --task stack --episodes 80 --out $@ --seed 0 --workers 2
-data/place-color.hdf5: | $(STAMP)
-	@mkdir -p data
-	$(VENV)/bin/vla collect --task place-color --episodes 150 --out $@ --seed 0 --workers 2
+	$(VENV)/bin/vla collect --task $* --episodes $(EPISODES_$*) --out $@ --seed 0 --workers 2
 
 .PHONY: default-model
 default-model: $(DEFAULT_DATA)
