@@ -95,7 +95,7 @@ def _render_demo(env: VlaEnv, states: np.ndarray, actions: np.ndarray, xml: str)
     if localize_asset_paths(xml) != env.model_xml():  # rebuilding the scene takes a second or more
         env.load_model_xml(xml)
     recorder = EpisodeRecorder()
-    arm = env.robot._ref_joint_pos_indexes
+    arm = env.arm_qpos_index
     joint_targets = np.array([s[1:][arm] for s in states[1:]] + [states[-1][1:][arm]])
     gripper = (np.sign(actions[:, -1]) > 0).astype(np.float64)
     for t, state in enumerate(states):

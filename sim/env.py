@@ -67,9 +67,8 @@ class VlaEnv(gym.Env):
         self.seed_used = int(seed)
         reseed(self.suite_env, seed)
         goal_rng = np.random.default_rng([seed, 1])
-        self.goal = self.task.draw_goal(goal_rng)
+        self.set_goal(self.task.draw_goal(goal_rng))
         self.instruction = self.task.instruction(self.goal, goal_rng)
-        self._set_backend_goal()
         self.suite_env.reset()
         self.steps = 0
         return self._observation(), self._info()
@@ -131,10 +130,18 @@ class VlaEnv(gym.Env):
     def robot(self):
         return self.suite_env.robots[0]
 
-    # -- internals -----------------------------------------------------------------------
-    def _set_backend_goal(self) -> None:
+    def set_goal(self, goal: Goal) -> None:
+        """Override the drawn goal (replaying a recorded episode); the success check follows it."""
+        self.goal = goal
         if hasattr(self.suite_env, "set_goal"):
-            self.suite_env.set_goal(self.goal.target, self.goal.base)
+            self.suite_env.set_goal(goal.target, goal.base)
+
+    @property
+    def arm_qpos_index(self) -> np.ndarray:
+        """(7,) indices of the arm joints in MuJoCo's qpos."""
+        return np.array(self.robot._ref_joint_pos_indexes)
+
+    # -- internals -----------------------------------------------------------------------
 
     def _check_action(self, action) -> np.ndarray:
         action = np.asarray(action, dtype=np.float64).reshape(-1)

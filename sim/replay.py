@@ -55,8 +55,7 @@ def replay_file(path: str, demos: list[str] | None = None, mode: str = "actions"
 def _start(env: VlaEnv, episode) -> None:
     env.reset(seed=episode.seed)
     if episode.goal:
-        env.goal = Goal.from_dict(episode.goal)
-        env._set_backend_goal()
+        env.set_goal(Goal.from_dict(episode.goal))
     if episode.model_file and episode.model_file != env.model_xml():
         env.load_model_xml(episode.model_file)
     env.set_mujoco_state(episode.states[0])

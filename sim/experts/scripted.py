@@ -48,7 +48,7 @@ class ScriptedExpert:
         robot = env.robot
         sim = env.suite_env.sim
         self.site_id = robot.eef_site_id["right"]
-        self.qpos_index = np.array(robot._ref_joint_pos_indexes)
+        self.qpos_index = env.arm_qpos_index
         self.ik = DampedLeastSquaresIK(sim.model._model, self.site_id, self.qpos_index,
                                        np.array(robot._ref_joint_vel_indexes), np.array(robot.init_qpos))
         self.phases: list[Phase] = []
