@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Main job: until a trained default model ships, the scripted expert on pick-color, with videos.
+# Main job: the shipped default checkpoint (hierarchical tiny VLA) on lift, with videos.
 demo: $(STAMP)
-	$(VENV)/bin/vla eval --task pick-color --policy expert --episodes 3 --seed 0 \
+	$(VENV)/bin/vla eval --task lift --policy default --episodes 5 --seed 100000 \
 		--video out/demo_videos --json out/demo_eval.json
 	@echo "videos: $(CURDIR)/out/demo_videos   report: $(CURDIR)/out/demo_eval.json"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from policies.base import Policy
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "policies" / "checkpoints" / "default"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "policies" / "checkpoints" / "default"  # package data
 KNOWN = ("expert", "hold", "default", "a checkpoint directory", "grpc://HOST:PORT")
 
 
