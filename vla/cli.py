@@ -187,7 +187,12 @@ def cmd_robot(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, _add_convert_parser, _add_train_parser, _add_bench_parser, _add_serve_parser, _add_robot_parser):
+        add(sub)
+    return parser
 
+
+def _add_collect_parser(sub) -> None:
     p = sub.add_parser("collect", help="record successful scripted-expert demonstrations to HDF5")
     p.add_argument("--task", required=True)
     p.add_argument("--episodes", type=int, required=True, help="number of successful episodes to keep")
@@ -196,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_collect)
 
+
+def _add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a policy on a task")
     p.add_argument("--task", required=True)
     p.add_argument("--policy", required=True, help="expert | hold | default | CHECKPOINT_DIR | grpc://HOST:PORT "
@@ -210,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_eval)
 
+
+def _add_replay_parser(sub) -> None:
     p = sub.add_parser("replay", help="replay a dataset in simulation and check it is faithful")
     p.add_argument("file")
     p.add_argument("--demo", action="append", help="demo name (repeatable); default: all")
@@ -220,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_replay)
 
+
+def _add_convert_parser(sub) -> None:
     p = sub.add_parser("convert", help="re-render a robosuite demo file (states only) into a full dataset")
     p.add_argument("input")
     p.add_argument("--out", required=True)
@@ -228,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_convert)
 
+
+def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a VLA on HDF5 datasets")
     p.add_argument("--data", nargs="+", required=True, metavar="FILE")
     p.add_argument("--out", required=True, help="checkpoint directory")
@@ -248,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
+
+def _add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks")
     p.add_argument("what", choices=["sim", "inference", "serve"],
                    help="sim: env steps/s, ours vs robosuite defaults; inference: predict latency of the tiny VLA; "
@@ -261,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="serve: no progress lines")
     p.set_defaults(func=cmd_bench)
 
+
+def _add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve a policy to robots over gRPC (vla.v1.PolicyService)")
     p.add_argument("--policy", required=True, help="hold | default | CHECKPOINT_DIR")
     p.add_argument("--host", default="127.0.0.1", help="bind address; beyond loopback a --token-file is required")
@@ -274,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=int, default=4, help="inferences at once; more get RESOURCE_EXHAUSTED")
     p.set_defaults(func=cmd_serve)
 
+
+def _add_robot_parser(sub) -> None:
     p = sub.add_parser("robot", help="drive a simulated robot from a policy server (the physical-robot client loop)")
     p.add_argument("--server", required=True, metavar="HOST:PORT")
     p.add_argument("--robot", default="panda")
@@ -284,7 +303,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", help="file holding the server's bearer token")
     p.add_argument("--tls-ca", help="PEM root certificate of the server (switches TLS on)")
     p.set_defaults(func=cmd_robot)
-    return parser
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
