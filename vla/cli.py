@@ -184,10 +184,12 @@ def cmd_robot(args) -> int:
         print(f"last request error: {report.last_error}")
     return 0 if report.chunks else 1  # never got a single chunk from the server
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, _add_convert_parser, _add_train_parser, _add_bench_parser, _add_serve_parser, _add_robot_parser):
+    for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, _add_convert_parser,
+                _add_train_parser, _add_bench_parser, _add_serve_parser, _add_robot_parser):
         add(sub)
     return parser
 
