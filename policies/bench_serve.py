@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import platform
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from importlib import metadata
 
 import numpy as np
 
 from policies.base import ActionChunk
+from policies.bench_serve_report import _percentiles, build_report, format_serve, machine_info  # noqa: F401
 
 CHUNK_SHAPE = (8, 8)
 IMAGE_SIZE = 128
@@ -335,55 +334,78 @@ def time_throughput(make_client: Callable[[], object], clients: int, seconds: fl
     return {"requests": total, "seconds": elapsed, "requests_per_s": total / elapsed}
 
 
-def _percentiles(times: list[float]) -> dict:
-    array = np.asarray(times)
-    return {"p50_ms": float(np.percentile(array, 50)), "p99_ms": float(np.percentile(array, 99)),
-            "mean_ms": float(array.mean()), "requests": int(array.size)}
-
-
-def machine_info() -> dict:
-    cpu_model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu_model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")),
-                             cpu_model)
-    except OSError:
-        pass
-    versions = {}
-    for package in ("grpcio", "protobuf", "numpy", "websockets", "msgpack", "fastapi", "starlette", "uvicorn",
-                    "httptools", "uvloop"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "implementation": platform.python_implementation(), "cpu_model": cpu_model,
-            "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg()), "packages": versions}
-
-
-def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, ...] = CONCURRENCY,
-                progress: Callable[[str], None] | None = None) -> dict:
-    """Run every measurement (see the module docstring) and return the report dict."""
+def _check_arguments(seconds: float, repeats: int, concurrency: tuple[int, ...]) -> None:
     if seconds <= 0 or repeats < 1:
         raise ValueError(f"--seconds must be positive and --repeats at least 1, got {seconds} and {repeats}")
     if not concurrency or min(concurrency) < 1 or max(concurrency) > max(CONCURRENCY):
         raise ValueError(f"concurrency levels must lie in 1..{max(CONCURRENCY)}, got {concurrency}")
-    say = progress or (lambda message: None)
+
+
+def _request_bytes(payload: dict, observation: dict) -> dict:
+    """The size of one request on each wire, for the same payload."""
     from robots.codec import encode_observation
     from robots.proto.vla.v1 import policy_pb2 as pb
 
     from policies import bench_comparators as comparators
 
+    grpc_request = pb.ActRequest(session_id="0" * 32, sequence=1, observation=encode_observation(
+        payload["images"], payload["joints"], payload["gripper"], 1.0))
+    return {"grpc": grpc_request.ByteSize(),
+            "websocket": comparators.WebsocketClient.request_bytes(observation),
+            "fastapi": comparators.HttpJsonClient.request_bytes(observation)}
+
+
+def _client_makers(ports: dict, spec, payload: dict, observation: dict) -> tuple[dict, dict]:
+    """Client factories: per server (throughput) and per latency figure."""
+    makers = {
+        "grpc": lambda: GrpcUnaryClient(ports["grpc"], spec, payload),
+        "websocket": lambda: ComparatorClient("websocket", ports["websocket"], observation),
+        "fastapi": lambda: ComparatorClient("fastapi", ports["fastapi"], observation),
+    }
+    latency_makers = {
+        "in_process": lambda: InProcessClient(spec, payload),
+        "grpc_unary": makers["grpc"],
+        "grpc_stream": lambda: GrpcStreamClient(ports["grpc"], spec, payload),
+        "websocket": makers["websocket"],
+        "fastapi": makers["fastapi"],
+    }
+    return makers, latency_makers
+
+
+def _measure_latency(latency_makers: dict, seconds: float, samples: dict, repeat_p50: dict,
+                     say: Callable[[str], None], label: str) -> None:
+    """One repeat of every latency figure; appends to `samples` and `repeat_p50`."""
+    for name, make in latency_makers.items():
+        say(f"{label}: latency {name}")
+        client = make()
+        try:
+            times = time_latency(client, seconds)
+        finally:
+            client.close()
+        samples[name] += times
+        repeat_p50[name].append(float(np.percentile(times, 50)))
+
+
+def _measure_throughput(makers: dict, concurrency: tuple[int, ...], seconds: float, rates: dict,
+                        say: Callable[[str], None], label: str) -> None:
+    """One repeat of every throughput figure; appends to `rates`."""
+    for clients in concurrency:
+        for kind in SERVERS:
+            say(f"{label}: throughput {kind}, {clients} client(s)")
+            rates[kind][clients].append(time_throughput(makers[kind], clients, seconds)["requests_per_s"])
+
+
+def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, ...] = CONCURRENCY,
+                progress: Callable[[str], None] | None = None) -> dict:
+    """Run every measurement (see the module docstring) and return the report dict."""
+    _check_arguments(seconds, repeats, concurrency)
+    say = progress or (lambda message: None)
     report = {"benchmark": "serve", "machine": machine_info()}
     wall_started = time.perf_counter()
     spec = bench_spec()
     payload = make_payload()
     observation = comparator_observation(payload)
-    grpc_request = pb.ActRequest(session_id="0" * 32, sequence=1, observation=encode_observation(
-        payload["images"], payload["joints"], payload["gripper"], 1.0))
-    request_bytes = {"grpc": grpc_request.ByteSize(),
-                     "websocket": comparators.WebsocketClient.request_bytes(observation),
-                     "fastapi": comparators.HttpJsonClient.request_bytes(observation)}
+    request_bytes = _request_bytes(payload, observation)
 
     latency_samples: dict[str, list[float]] = {name: [] for name in ("in_process", "grpc_unary", "grpc_stream",
                                                                      "websocket", "fastapi")}
@@ -396,118 +418,18 @@ def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, 
         for kind in SERVERS:
             servers[kind] = ServerProcess(kind)
         ports = {kind: server.port for kind, server in servers.items()}
-        makers = {
-            "grpc": lambda: GrpcUnaryClient(ports["grpc"], spec, payload),
-            "websocket": lambda: ComparatorClient("websocket", ports["websocket"], observation),
-            "fastapi": lambda: ComparatorClient("fastapi", ports["fastapi"], observation),
-        }
-        latency_makers = {
-            "in_process": lambda: InProcessClient(spec, payload),
-            "grpc_unary": makers["grpc"],
-            "grpc_stream": lambda: GrpcStreamClient(ports["grpc"], spec, payload),
-            "websocket": makers["websocket"],
-            "fastapi": makers["fastapi"],
-        }
+        makers, latency_makers = _client_makers(ports, spec, payload, observation)
         for repeat in range(repeats):
-            for name, make in latency_makers.items():
-                say(f"repeat {repeat + 1}/{repeats}: latency {name}")
-                client = make()
-                try:
-                    times = time_latency(client, seconds)
-                finally:
-                    client.close()
-                latency_samples[name] += times
-                latency_repeat_p50[name].append(float(np.percentile(times, 50)))
-            for clients in concurrency:
-                for kind in SERVERS:
-                    say(f"repeat {repeat + 1}/{repeats}: throughput {kind}, {clients} client(s)")
-                    rates[kind][clients].append(time_throughput(makers[kind], clients, seconds)["requests_per_s"])
+            label = f"repeat {repeat + 1}/{repeats}"
+            _measure_latency(latency_makers, seconds, latency_samples, latency_repeat_p50, say, label)
+            _measure_throughput(makers, concurrency, seconds, rates, say, label)
     finally:
         for server in servers.values():
             server.stop()
 
-    latency = {name: {**_percentiles(times), "p50_per_repeat_ms": latency_repeat_p50[name]}
-               for name, times in latency_samples.items()}
-    throughput = {kind: {str(n): {"requests_per_s": float(np.median(values)), "per_repeat": values}
-                         for n, values in per_n.items()} for kind, per_n in rates.items()}
-    overhead = latency["grpc_unary"]["p50_ms"] - latency["in_process"]["p50_ms"]
-    grpc_rps = {n: throughput["grpc"][n]["requests_per_s"] for n in throughput["grpc"]}
-    ratios, comparators_report = {}, {}
-    for kind in ("websocket", "fastapi"):
-        comparators_report[kind] = {
-            "description": LABELS[kind], "latency": latency[kind], "throughput": throughput[kind],
-            "request_bytes": request_bytes[kind], "server_info": servers[kind].info}
-        ratios[kind] = {
-            "latency_p50_grpc_over_comparator": latency["grpc_unary"]["p50_ms"] / latency[kind]["p50_ms"],
-            "latency_p99_grpc_over_comparator": latency["grpc_unary"]["p99_ms"] / latency[kind]["p99_ms"],
-            "throughput_grpc_over_comparator": {n: grpc_rps[n] / throughput[kind][n]["requests_per_s"]
-                                                for n in grpc_rps},
-        }
-    worst_ratio = min(min(r["throughput_grpc_over_comparator"].values()) for r in ratios.values())
-    report.update({
-        "config": {"seconds": seconds, "repeats": repeats, "concurrency": list(concurrency),
-                   "warmup_requests": WARMUP_REQUESTS, "policy": "null: a fixed (8, 8) float32 chunk",
-                   "payload": {"cameras": list(CAMERAS), "image": [IMAGE_SIZE, IMAGE_SIZE, 3],
-                               "grpc_image_encoding": "RAW_RGB8", "joints": 7, "gripper": 1},
-                   "servers": "one spawned process per server; clients are threads of the benchmark process",
-                   "grpc_max_concurrent": max(CONCURRENCY),
-                   "servers_stopped_cleanly": {kind: server.stopped_cleanly for kind, server in servers.items()}},
-        "grpc": {
-            "in_process": latency["in_process"], "unary": latency["grpc_unary"], "stream": latency["grpc_stream"],
-            "overhead_p50_ms": overhead, "throughput": throughput["grpc"], "request_bytes": request_bytes["grpc"]},
-        "comparators": comparators_report,
-        "ratios": ratios,
-        "targets": {
-            "grpc_overhead_p50_ms": {"value": overhead, "target_max": TARGET_OVERHEAD_MS,
-                                     "met": overhead <= TARGET_OVERHEAD_MS},
-            "grpc_throughput_over_comparators": {"value": worst_ratio, "target_min": TARGET_THROUGHPUT_RATIO,
-                                                 "met": worst_ratio >= TARGET_THROUGHPUT_RATIO,
-                                                 "note": "the smallest gRPC/comparator ratio over both "
-                                                         "comparators and every concurrency level"}},
-        "wall_s": time.perf_counter() - wall_started,
-    })
+    report.update(build_report(latency_samples, latency_repeat_p50, rates, request_bytes, servers,
+                               seconds=seconds, repeats=repeats, concurrency=concurrency))
+    report["wall_s"] = time.perf_counter() - wall_started
     report["machine"]["load_average_at_end"] = list(os.getloadavg())
     return report
 
-
-def format_serve(report: dict) -> str:
-    grpc, comps, ratios, config = report["grpc"], report["comparators"], report["ratios"], report["config"]
-    machine = report["machine"]
-    levels = [str(n) for n in config["concurrency"]]
-    lines = [
-        f"vla bench serve: null policy -> ({CHUNK_SHAPE[0]}, {CHUNK_SHAPE[1]}) chunk; payload 2 x "
-        f"{IMAGE_SIZE}x{IMAGE_SIZE} RGB + 7 joints + gripper; {config['seconds']:g} s x {config['repeats']} "
-        "repeat(s) per figure",
-        f"machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs, Python {machine['python']}, load average "
-        f"{machine['load_average_at_start'][0]:.2f} at start, {machine['load_average_at_end'][0]:.2f} at end",
-        "",
-        f"{'latency, 1 client':<42}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'req bytes':>11}",
-    ]
-    rows = [("in-process (same decode/validate path)", grpc["in_process"], None),
-            ("gRPC unary Act", grpc["unary"], grpc["request_bytes"]),
-            ("gRPC StreamActions (bidi)", grpc["stream"], grpc["request_bytes"])]
-    rows += [(LABELS[kind], comps[kind]["latency"], comps[kind]["request_bytes"]) for kind in comps]
-    for label, figures, size in rows:
-        lines.append(f"{label:<42}{figures['p50_ms']:>9.3f}{figures['p99_ms']:>9.3f}{figures['requests']:>10d}"
-                     f"{size if size is not None else '-':>11}")
-    target = report["targets"]["grpc_overhead_p50_ms"]
-    lines.append(f"gRPC overhead (unary p50 - in-process p50): {grpc['overhead_p50_ms']:.3f} ms "
-                 f"(target <= {target['target_max']:g} ms: {'met' if target['met'] else 'NOT met'})")
-    lines += ["", f"{'throughput, requests/s':<42}" + "".join(f"{n + (' client' if n == '1' else ' clients'):>12}"
-                                                               for n in levels)]
-    lines.append(f"{LABELS['grpc']:<42}" + "".join(f"{grpc['throughput'][n]['requests_per_s']:>12.0f}"
-                                                  for n in levels))
-    for kind in comps:
-        lines.append(f"{LABELS[kind]:<42}" + "".join(f"{comps[kind]['throughput'][n]['requests_per_s']:>12.0f}"
-                                                    for n in levels))
-    lines += ["", f"{'gRPC / comparator':<42}{'p50 lat':>9}{'p99 lat':>9}" + "".join(f"{'tput@' + n:>10}"
-                                                                                   for n in levels)]
-    for kind, ratio in ratios.items():
-        lines.append(f"{LABELS[kind]:<42}{ratio['latency_p50_grpc_over_comparator']:>9.2f}"
-                     f"{ratio['latency_p99_grpc_over_comparator']:>9.2f}"
-                     + "".join(f"{ratio['throughput_grpc_over_comparator'][n]:>10.2f}" for n in levels))
-    target = report["targets"]["grpc_throughput_over_comparators"]
-    lines.append(f"(latency ratio < 1: gRPC faster; throughput ratio > 1: gRPC serves more.) Smallest throughput "
-                 f"ratio {target['value']:.2f} (target >= {target['target_min']:g}x both: "
-                 f"{'met' if target['met'] else 'NOT met'})")
-    return "\n".join(lines)

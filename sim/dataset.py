@@ -19,11 +19,9 @@ overlay a leftover journal (= last committed state); the next writer rolls it ba
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import h5py
 import numpy as np
 
 from sim.episode import Episode
+from sim.journal import FileBusyError, PagedFile, journal_path, load_journal, write_session
 
 LIBVER = ("v108", "latest")  # attributes > 64 KB (model_file) need the 1.8+ format
 VALID_EVERY = 10  # demo_9, demo_19, ... go to the validation mask
@@ -39,10 +38,6 @@ _TMP_PREFIX = "_incomplete_"
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 _RESERVED_ATTRS = ("num_samples", "model_file", "instruction", "seed", "goal", "success")
 _FIX = "Re-run `vla collect` or restore it from a backup"
-_PAGE = 4096
-_MAGIC = b"VLAJRNL1"
-_JOURNAL_HEAD = struct.Struct("<8sQQ")  # magic, original file size, inode of the file
-_RECORD_HEAD = struct.Struct("<QQ")  # page index, byte count
 
 
 class DatasetError(Exception):
@@ -78,143 +73,6 @@ def split_masks(demo_names: list[str]) -> tuple[list[str], list[str]]:
     return [n for n in demo_names if not is_valid[n]], [n for n in demo_names if is_valid[n]]
 
 
-# ------------------------------------------------------------------------------ journal
-
-
-def _journal_path(path: Path) -> Path:
-    return path.with_name(path.name + "-journal")
-
-
-def _load_journal(path: Path, ino: int) -> tuple[int, dict[int, bytes]] | None:
-    """Parse path's journal -> (original size, page index -> original bytes).
-
-    None if there is none, or it is torn before its header or names another inode.
-    A torn last record is dropped: its page had not been overwritten yet.
-    """
-    try:
-        raw = _journal_path(path).read_bytes()
-    except FileNotFoundError:
-        return None
-    if len(raw) < _JOURNAL_HEAD.size:
-        return None
-    magic, size0, jino = _JOURNAL_HEAD.unpack_from(raw)
-    if magic != _MAGIC or jino != ino:
-        return None
-    pages, pos = {}, _JOURNAL_HEAD.size
-    while pos + _RECORD_HEAD.size <= len(raw):
-        page, n = _RECORD_HEAD.unpack_from(raw, pos)
-        pos += _RECORD_HEAD.size + n
-        if pos <= len(raw):
-            pages.setdefault(page, raw[pos - n : pos])
-    return size0, pages
-
-
-class _PagedFile:
-    """File object over an fd for h5py's "fileobj" driver.
-
-    Writer mode (journal_fd given): before a page below size0 first changes, its
-    original bytes are appended to the journal. Reader mode: journal pages are
-    overlaid and the file ends at size0, i.e. the last committed state.
-    """
-
-    def __init__(self, fd: int, size0: int, journal_fd: int | None = None, pages=None):
-        self.fd, self.size0, self.journal_fd, self.pos = fd, size0, journal_fd, 0
-        self.pages: dict[int, bytes] = {} if pages is None else pages
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        end = self.size0 if self.journal_fd is None else os.fstat(self.fd).st_size
-        self.pos = (0, self.pos, end)[whence] + pos
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def read(self, size: int) -> bytes:
-        """Exactly `size` bytes from pos (zeros past the end, like HDF5's sec2 driver)."""
-        pos, reader = self.pos, self.journal_fd is None
-        n = max(0, min(size, self.size0 - pos)) if reader else size
-        data = bytearray(os.pread(self.fd, n, pos).ljust(size, b"\0"))
-        for page in range(pos // _PAGE, (pos + size - 1) // _PAGE + 1) if reader else ():
-            orig, start = self.pages.get(page, b""), page * _PAGE
-            lo, hi = max(start, pos), min(start + len(orig), pos + size)
-            if lo < hi:
-                data[lo - pos : hi - pos] = orig[lo - start : hi - start]
-        self.pos += size
-        return bytes(data)
-
-    def _save(self, start: int, stop: int) -> None:
-        """Journal the original bytes of every page overlapping [start, min(stop, size0))."""
-        for page in range(start // _PAGE, (min(stop, self.size0) + _PAGE - 1) // _PAGE):
-            if page not in self.pages:
-                orig = os.pread(self.fd, min(_PAGE, self.size0 - page * _PAGE), page * _PAGE)
-                os.write(self.journal_fd, _RECORD_HEAD.pack(page, len(orig)) + orig)
-                self.pages[page] = orig
-
-    def write(self, data) -> int:
-        data = memoryview(data).cast("B")
-        self._save(self.pos, self.pos + len(data))
-        done = 0
-        while done < len(data):
-            done += os.pwrite(self.fd, data[done:], self.pos + done)
-        self.pos += done
-        return done
-
-    def truncate(self, size: int) -> int:
-        self._save(size, self.size0)
-        os.ftruncate(self.fd, size)
-        return size
-
-    def flush(self) -> None:
-        """Writes go straight to the OS; the commit fsyncs."""
-
-    def __del__(self) -> None:
-        if self.journal_fd is None:  # reader mode owns its fd
-            os.close(self.fd)
-
-
-def _rollback(fd: int, path: Path) -> None:
-    """Undo an interrupted write session from its journal, then delete the journal."""
-    journal = _load_journal(path, os.fstat(fd).st_ino)
-    if journal is not None:
-        for page, orig in journal[1].items():
-            os.pwrite(fd, orig, page * _PAGE)
-        os.ftruncate(fd, journal[0])
-        os.fsync(fd)
-    _journal_path(path).unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _write_session(path: Path) -> Iterator[h5py.File]:
-    """Yield path opened r+ under an exclusive lock and a rollback journal.
-
-    Leaving the block normally commits (fsync, delete the journal); an exception
-    or a crash leaves the file as it was before the session.
-    """
-    fd = os.open(path, os.O_RDWR)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            raise DatasetError(f"{path} is being written by another process: wait for it "
-                               "or choose another --out") from exc
-        _rollback(fd, path)
-        size0 = os.fstat(fd).st_size
-        jfd = os.open(_journal_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(jfd, _JOURNAL_HEAD.pack(_MAGIC, size0, os.fstat(fd).st_ino))
-            with h5py.File(_PagedFile(fd, size0, journal_fd=jfd), "r+", libver=LIBVER) as f:
-                yield f
-            os.fsync(fd)
-        except BaseException:
-            _rollback(fd, path)
-            raise
-        finally:
-            os.close(jfd)
-        _journal_path(path).unlink()  # the commit point
-    finally:
-        os.close(fd)  # also releases the lock
-
-
 # ------------------------------------------------------------------------------ reading
 
 
@@ -224,10 +82,10 @@ def _open_read(path: Path) -> h5py.File:
         what = "is not a regular file" if path.exists() else "does not exist"
         raise DatasetError(f"{path} {what}: check the path or run `vla collect` first")
     try:
-        journal = _load_journal(path, path.stat().st_ino)
+        journal = load_journal(path, path.stat().st_ino)
         if journal is None:
             return h5py.File(path, "r", locking=False)
-        return h5py.File(_PagedFile(os.open(path, os.O_RDONLY), journal[0], pages=journal[1]), "r")
+        return h5py.File(PagedFile(os.open(path, os.O_RDONLY), journal[0], pages=journal[1]), "r")
     except OSError as exc:
         raise DatasetError(f"{path} is not a readable HDF5 file (truncated or corrupt?): "
                            f"{exc}. {_FIX}") from exc
@@ -417,7 +275,7 @@ class DatasetWriter:
                 f.create_group("data").attrs.update(
                     {"env": self.env_name, "env_args": _dumps(self.env_args), "total": 0})
                 _update_summary(f)
-            _journal_path(self.path).unlink(missing_ok=True)  # stale, of a deleted file
+            journal_path(self.path).unlink(missing_ok=True)  # stale, of a deleted file
             os.replace(tmp, self.path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -440,8 +298,11 @@ class DatasetWriter:
     def _session(self) -> Iterator[h5py.File]:
         """A crash-safe write session; I/O failures become DatasetError."""
         try:
-            with _write_session(self.path) as f:
+            with write_session(self.path, LIBVER) as f:
                 yield f
+        except FileBusyError as exc:
+            raise DatasetError(f"{self.path} is being written by another process: wait for it "
+                               "or choose another --out") from exc.__cause__
         except OSError as exc:
             raise DatasetError(f"writing {self.path} failed ({exc}); the file was left "
                                "unchanged. Check permissions and disk space") from exc

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import sim.dataset as dataset_mod
+import sim.journal as journal
 from sim.dataset import (
     DatasetError,
     DatasetWriter,
@@ -267,7 +268,7 @@ def test_exception_mid_write_leaves_file_unchanged(tmp_path):
 def test_second_writer_refused(tmp_path):
     path = tmp_path / "d.hdf5"
     write_n(path, 1)
-    with dataset_mod._write_session(path):
+    with journal.write_session(path, dataset_mod.LIBVER):
         assert (tmp_path / "d.hdf5-journal").exists()
         assert open_dataset(path).demo_names == ("demo_0",)  # readers still work
         with pytest.raises(DatasetError, match="being written by another process"):

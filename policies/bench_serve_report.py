@@ -1,0 +1,130 @@
+"""Report side of `vla bench serve` (policies/bench_serve.py): machine info, the summary sections built from the
+raw measurements, and the text tables. Constants are read from policies.bench_serve at call time (that module
+imports this one)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+import numpy as np
+
+
+def _percentiles(times: list[float]) -> dict:
+    array = np.asarray(times)
+    return {"p50_ms": float(np.percentile(array, 50)), "p99_ms": float(np.percentile(array, 99)),
+            "mean_ms": float(array.mean()), "requests": int(array.size)}
+
+
+def machine_info() -> dict:
+    cpu_model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu_model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")),
+                             cpu_model)
+    except OSError:
+        pass
+    versions = {}
+    for package in ("grpcio", "protobuf", "numpy", "websockets", "msgpack", "fastapi", "starlette", "uvicorn",
+                    "httptools", "uvloop"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "cpu_model": cpu_model,
+            "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg()), "packages": versions}
+
+
+def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, request_bytes: dict,
+                 servers: dict, *, seconds: float, repeats: int, concurrency: tuple[int, ...]) -> dict:
+    """The report sections (config, grpc, comparators, ratios, targets) from the raw measurements."""
+    from policies.bench_serve import (CAMERAS, CONCURRENCY, IMAGE_SIZE, LABELS, TARGET_OVERHEAD_MS,
+                                      TARGET_THROUGHPUT_RATIO, WARMUP_REQUESTS)
+
+    latency = {name: {**_percentiles(times), "p50_per_repeat_ms": latency_repeat_p50[name]}
+               for name, times in latency_samples.items()}
+    throughput = {kind: {str(n): {"requests_per_s": float(np.median(values)), "per_repeat": values}
+                         for n, values in per_n.items()} for kind, per_n in rates.items()}
+    overhead = latency["grpc_unary"]["p50_ms"] - latency["in_process"]["p50_ms"]
+    grpc_rps = {n: throughput["grpc"][n]["requests_per_s"] for n in throughput["grpc"]}
+    ratios, comparators_report = {}, {}
+    for kind in ("websocket", "fastapi"):
+        comparators_report[kind] = {
+            "description": LABELS[kind], "latency": latency[kind], "throughput": throughput[kind],
+            "request_bytes": request_bytes[kind], "server_info": servers[kind].info}
+        ratios[kind] = {
+            "latency_p50_grpc_over_comparator": latency["grpc_unary"]["p50_ms"] / latency[kind]["p50_ms"],
+            "latency_p99_grpc_over_comparator": latency["grpc_unary"]["p99_ms"] / latency[kind]["p99_ms"],
+            "throughput_grpc_over_comparator": {n: grpc_rps[n] / throughput[kind][n]["requests_per_s"]
+                                                for n in grpc_rps},
+        }
+    worst_ratio = min(min(r["throughput_grpc_over_comparator"].values()) for r in ratios.values())
+    return {
+        "config": {"seconds": seconds, "repeats": repeats, "concurrency": list(concurrency),
+                   "warmup_requests": WARMUP_REQUESTS, "policy": "null: a fixed (8, 8) float32 chunk",
+                   "payload": {"cameras": list(CAMERAS), "image": [IMAGE_SIZE, IMAGE_SIZE, 3],
+                               "grpc_image_encoding": "RAW_RGB8", "joints": 7, "gripper": 1},
+                   "servers": "one spawned process per server; clients are threads of the benchmark process",
+                   "grpc_max_concurrent": max(CONCURRENCY),
+                   "servers_stopped_cleanly": {kind: server.stopped_cleanly for kind, server in servers.items()}},
+        "grpc": {
+            "in_process": latency["in_process"], "unary": latency["grpc_unary"], "stream": latency["grpc_stream"],
+            "overhead_p50_ms": overhead, "throughput": throughput["grpc"], "request_bytes": request_bytes["grpc"]},
+        "comparators": comparators_report,
+        "ratios": ratios,
+        "targets": {
+            "grpc_overhead_p50_ms": {"value": overhead, "target_max": TARGET_OVERHEAD_MS,
+                                     "met": overhead <= TARGET_OVERHEAD_MS},
+            "grpc_throughput_over_comparators": {"value": worst_ratio, "target_min": TARGET_THROUGHPUT_RATIO,
+                                                 "met": worst_ratio >= TARGET_THROUGHPUT_RATIO,
+                                                 "note": "the smallest gRPC/comparator ratio over both "
+                                                         "comparators and every concurrency level"}},
+    }
+
+
+def format_serve(report: dict) -> str:
+    """The report dict as the text tables `vla bench serve` prints."""
+    from policies.bench_serve import CHUNK_SHAPE, IMAGE_SIZE, LABELS
+
+    grpc, comps, ratios, config = report["grpc"], report["comparators"], report["ratios"], report["config"]
+    machine = report["machine"]
+    levels = [str(n) for n in config["concurrency"]]
+    lines = [
+        f"vla bench serve: null policy -> ({CHUNK_SHAPE[0]}, {CHUNK_SHAPE[1]}) chunk; payload 2 x "
+        f"{IMAGE_SIZE}x{IMAGE_SIZE} RGB + 7 joints + gripper; {config['seconds']:g} s x {config['repeats']} "
+        "repeat(s) per figure",
+        f"machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs, Python {machine['python']}, load average "
+        f"{machine['load_average_at_start'][0]:.2f} at start, {machine['load_average_at_end'][0]:.2f} at end",
+        "",
+        f"{'latency, 1 client':<42}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'req bytes':>11}",
+    ]
+    rows = [("in-process (same decode/validate path)", grpc["in_process"], None),
+            ("gRPC unary Act", grpc["unary"], grpc["request_bytes"]),
+            ("gRPC StreamActions (bidi)", grpc["stream"], grpc["request_bytes"])]
+    rows += [(LABELS[kind], comps[kind]["latency"], comps[kind]["request_bytes"]) for kind in comps]
+    for label, figures, size in rows:
+        lines.append(f"{label:<42}{figures['p50_ms']:>9.3f}{figures['p99_ms']:>9.3f}{figures['requests']:>10d}"
+                     f"{size if size is not None else '-':>11}")
+    target = report["targets"]["grpc_overhead_p50_ms"]
+    lines.append(f"gRPC overhead (unary p50 - in-process p50): {grpc['overhead_p50_ms']:.3f} ms "
+                 f"(target <= {target['target_max']:g} ms: {'met' if target['met'] else 'NOT met'})")
+    lines += ["", f"{'throughput, requests/s':<42}" + "".join(f"{n + (' client' if n == '1' else ' clients'):>12}"
+                                                               for n in levels)]
+    lines.append(f"{LABELS['grpc']:<42}" + "".join(f"{grpc['throughput'][n]['requests_per_s']:>12.0f}"
+                                                  for n in levels))
+    for kind in comps:
+        lines.append(f"{LABELS[kind]:<42}" + "".join(f"{comps[kind]['throughput'][n]['requests_per_s']:>12.0f}"
+                                                    for n in levels))
+    lines += ["", f"{'gRPC / comparator':<42}{'p50 lat':>9}{'p99 lat':>9}" + "".join(f"{'tput@' + n:>10}"
+                                                                                   for n in levels)]
+    for kind, ratio in ratios.items():
+        lines.append(f"{LABELS[kind]:<42}{ratio['latency_p50_grpc_over_comparator']:>9.2f}"
+                     f"{ratio['latency_p99_grpc_over_comparator']:>9.2f}"
+                     + "".join(f"{ratio['throughput_grpc_over_comparator'][n]:>10.2f}" for n in levels))
+    target = report["targets"]["grpc_throughput_over_comparators"]
+    lines.append(f"(latency ratio < 1: gRPC faster; throughput ratio > 1: gRPC serves more.) Smallest throughput "
+                 f"ratio {target['value']:.2f} (target >= {target['target_min']:g}x both: "
+                 f"{'met' if target['met'] else 'NOT met'})")
+    return "\n".join(lines)
