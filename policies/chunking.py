@@ -1,4 +1,4 @@
-"""Executing action chunks: take the first k actions, or ensemble overlapping chunks."""
+"""Executing action chunks: take the first k actions, or ensemble overlapping chunks (ChunkExecutor)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,23 @@ class TemporalEnsembler:
         weights = np.exp(-self.decay * np.arange(len(rows)))
         self.t += 1
         return (weights[:, None] * rows).sum(0) / weights.sum()
+
+
+class ChunkExecutor:
+    """Which actions of a predicted (K, A) chunk run now: the first `execute_steps` (None: all),
+    or, with `ensemble`, one temporally ensembled action per prediction."""
+
+    def __init__(self, execute_steps: int | None = None, ensemble: bool = False):
+        self.execute_steps = execute_steps
+        self.ensembler = TemporalEnsembler() if ensemble else None
+
+    def reset(self) -> None:
+        if self.ensembler:
+            self.ensembler.reset()
+
+    def select(self, chunk: np.ndarray) -> np.ndarray:
+        """(K, A) -> (n, A) actions to execute before predicting again."""
+        chunk = np.asarray(chunk)
+        if self.ensembler:
+            return self.ensembler.add_and_pick(chunk)[None]
+        return chunk[: self.execute_steps]

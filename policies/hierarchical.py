@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from policies.base import ActionChunk, Observation
-from policies.chunking import TemporalEnsembler
+from policies.chunking import ChunkExecutor
 
 FINGERS_CLOSED_WIDTH = 0.06  # metres between Panda fingers below which "grasp" is over
 FINGERS_OPEN_WIDTH = 0.07
@@ -35,8 +35,8 @@ class HierarchicalPolicy:
                  ensemble: bool = False, subtask_done: Callable[[Observation, str], bool] = gripper_judge):
         """planner(obs, instruction) -> str; controller(obs, instruction, subtask) -> (K, A)."""
         self.planner, self.controller = planner, controller
-        self.plan_every, self.execute_steps = plan_every, execute_steps
-        self.ensembler = TemporalEnsembler() if ensemble else None
+        self.plan_every = plan_every
+        self.executor = ChunkExecutor(execute_steps, ensemble)
         self.subtask_done = subtask_done
         self.plan_calls = 0
         self.reset("")
@@ -45,8 +45,7 @@ class HierarchicalPolicy:
         self.instruction = instruction
         self.subtask = ""
         self.steps_since_plan = 0
-        if self.ensembler:
-            self.ensembler.reset()
+        self.executor.reset()
 
     def act(self, observation: Observation) -> ActionChunk:
         instruction = observation.get("instruction") or self.instruction
@@ -54,11 +53,7 @@ class HierarchicalPolicy:
             self.subtask = self.planner(observation, instruction)
             self.plan_calls += 1
             self.steps_since_plan = 0
-        chunk = np.asarray(self.controller(observation, instruction, self.subtask))
-        if self.ensembler:
-            actions = self.ensembler.add_and_pick(chunk)[None]
-        else:
-            actions = chunk[: self.execute_steps]
+        actions = self.executor.select(self.controller(observation, instruction, self.subtask))
         self.steps_since_plan += len(actions)
         return ActionChunk(actions, subtask=self.subtask)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from policies.base import ActionChunk, Observation
-from policies.chunking import TemporalEnsembler
+from policies.chunking import ChunkExecutor
 
 
 class FlatVlaPolicy:
@@ -15,18 +13,13 @@ class FlatVlaPolicy:
 
     def __init__(self, predictor, execute_steps: int | None = None, ensemble: bool = False):
         self.predictor = predictor
-        self.execute_steps = execute_steps
-        self.ensembler = TemporalEnsembler() if ensemble else None
+        self.executor = ChunkExecutor(execute_steps, ensemble)
         self.instruction = ""
 
     def reset(self, instruction: str) -> None:
         self.instruction = instruction
-        if self.ensembler:
-            self.ensembler.reset()
+        self.executor.reset()
 
     def act(self, observation: Observation) -> ActionChunk:
         instruction = observation.get("instruction") or self.instruction
-        chunk = self.predictor.predict(observation, instruction)
-        if self.ensembler:
-            return ActionChunk(np.asarray(self.ensembler.add_and_pick(chunk))[None])
-        return ActionChunk(chunk[: self.execute_steps])
+        return ActionChunk(self.executor.select(self.predictor.predict(observation, instruction)))
