@@ -28,12 +28,12 @@ test: $(STAMP)
 # Reproduces the shipped default checkpoint (policies/checkpoints/default): demonstrations for
 # the four tasks, then the tiny VLA with its planner head, on CPU.
 DEFAULT_DATA := data/lift.hdf5 data/pick-color.hdf5 data/stack.hdf5 data/place-color.hdf5
-DEFAULT_STEPS ?= 2500
+DEFAULT_STEPS ?= 3000
 
-EPISODES_lift := 60
-EPISODES_pick-color := 120
-EPISODES_stack := 80
-EPISODES_place-color := 150
+EPISODES_lift := 200
+EPISODES_pick-color := 240
+EPISODES_stack := 160
+EPISODES_place-color := 220
 
 data/%.hdf5: | $(STAMP)
 	@mkdir -p data
@@ -41,7 +41,7 @@ data/%.hdf5: | $(STAMP)
 
 .PHONY: default-model
 default-model: $(DEFAULT_DATA)
-	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/default --subtasks --steps $(DEFAULT_STEPS) \
+	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/default --subtasks --action-mode delta --steps $(DEFAULT_STEPS) \
 		--batch-size 32 --chunk-size 8 --save-every 500 --eval-every 250
 	@mkdir -p policies/checkpoints/default
 	cp runs/default/config.json runs/default/model.safetensors runs/default/norm_stats.json \

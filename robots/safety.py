@@ -6,7 +6,9 @@ A command is (N + 1,): N absolute joint targets (rad) + gripper. The filter
 2. clips joint targets to the spec's limits;
 3. limits the per-tick change of the target to max_velocity * dt (relative to the previous
    safe target) and the change of that velocity to max_acceleration * dt;
-4. clips the gripper to the spec's gripper range.
+4. keeps every target within max_tracking_error of the measured joints (a blocked or lagging
+   arm does not accumulate a growing offset that would snap it when released);
+5. clips the gripper to the spec's gripper range.
 It reports which of these it had to apply, so callers can log or count them.
 """
 
@@ -24,6 +26,7 @@ JOINT_LIMIT = "joint_limit"
 VELOCITY = "velocity"
 ACCELERATION = "acceleration"
 GRIPPER = "gripper"
+TRACKING = "tracking"
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,12 @@ class SafetyFilter:
         accelerated = np.clip(velocity, np.maximum(self.velocity - step, -top), np.minimum(self.velocity + step, top))
         if not np.array_equal(accelerated, velocity):
             clipped.append(ACCELERATION)
-        safe = np.clip(reference + accelerated * dt, self.lower, self.upper)  # limits win over smoothness
+        bound = self.spec.max_tracking_error
+        smooth = reference + accelerated * dt
+        tracked = np.clip(smooth, current - bound, current + bound)
+        if not np.array_equal(tracked, smooth):
+            clipped.append(TRACKING)
+        safe = np.clip(tracked, self.lower, self.upper)  # limits win over smoothness
         self.velocity = (safe - reference) / dt
         self.previous = safe
         return safe

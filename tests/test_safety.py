@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from robots.safety import ACCELERATION, GRIPPER, JOINT_LIMIT, NONFINITE, VELOCITY, WRONG_SHAPE, SafetyFilter
+from robots.safety import (ACCELERATION, GRIPPER, JOINT_LIMIT, NONFINITE, TRACKING, VELOCITY, WRONG_SHAPE,
+                           SafetyFilter)
 from robots.spec import ROBOT_SPECS, get_robot_spec, panda_spec
 
 DT = 0.05
@@ -61,7 +62,9 @@ def test_joint_limits_are_clipped(spec):
 
 
 def test_velocity_limit_bounds_the_step_from_rest_and_in_motion(spec, home):
-    safety = SafetyFilter(spec)
+    from dataclasses import replace
+
+    safety = SafetyFilter(replace(spec, max_tracking_error=10.0))  # the measured arm stays put here
     far = np.append(home + 1.0, 0.0)
     steps = []
     for _ in range(40):
@@ -124,3 +127,17 @@ def test_reset_forgets_the_previous_target(spec, home):
     moved = home + 0.2
     result = safety.filter(np.append(moved, 0.0), moved, DT)
     np.testing.assert_allclose(result.command[:7], moved)
+
+
+def test_targets_of_a_blocked_arm_stay_within_the_tracking_bound(spec, home):
+    from dataclasses import replace
+
+    safety = SafetyFilter(replace(spec, max_tracking_error=0.1))
+    command = np.append(home + 0.5, 0.0)
+    for _ in range(40):  # the arm does not move: the target must not wind up towards +0.5
+        result = safety.filter(command, home, DT)
+    assert np.all(np.abs(result.command[:7] - home) <= 0.1 + 1e-9) and TRACKING in result.clipped
+    moved = home + 0.3  # once the arm follows, the target leads it by the bound again
+    for _ in range(40):
+        result = safety.filter(command, moved, DT)
+    np.testing.assert_allclose(result.command[:7], moved + 0.1, atol=1e-9)

@@ -60,11 +60,12 @@ def test_learning_rate_warms_up_then_decays():
     assert learning_rate(50, cfg) < 1.0 and learning_rate(99, cfg) == pytest.approx(0.1, abs=1e-3)
 
 
-@pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
-def test_overfits_a_handful_of_samples(data_file, tmp_path, decoding):
+@pytest.mark.parametrize("decoding,action_mode", [("parallel", "delta"), ("autoregressive", "absolute")])
+def test_overfits_a_handful_of_samples(data_file, tmp_path, decoding, action_mode):
     cfg = TrainConfig(steps=250, batch_size=16, learning_rate=2e-3, warmup_steps=10, save_every=10**6,
                       eval_every=10**6, augment=False)
-    metrics = train([data_file], tmp_path / "ck", replace(SMALL, decoding=decoding), cfg, progress=False)
+    config = replace(SMALL, decoding=decoding, data=replace(SMALL.data, action_mode=action_mode))
+    metrics = train([data_file], tmp_path / "ck", config, cfg, progress=False)
     assert metrics["loss"] < 0.3 and metrics["accuracy"] > 0.95, metrics
     predictor = VlaPredictor.load(tmp_path / "ck")
     episode = _episode(1)

@@ -97,9 +97,24 @@ def bench_device(device: str, repeats: int) -> dict:
     result["speedup_per_action_vs_naive"] = result["naive_generate"]["p50_ms"] / result["parallel"]["p50_ms"]
     result["speedup_per_action_vs_autoregressive"] = (result["autoregressive"]["p50_ms"]
                                                      / result["parallel"]["p50_ms"])
+    if device == "cuda":
+        result.update(cuda_precision_and_batching(predictor, obs, repeats))
     gflop = parallel_gflop(predictor, obs)
     result["parallel_gflop_per_call"] = gflop
     result["parallel_gflops_achieved"] = gflop / (result["parallel"]["p50_ms"] / 1000)
+    return result
+
+
+def cuda_precision_and_batching(predictor: VlaPredictor, obs: dict, repeats: int) -> dict:
+    """Parallel decoding in float32 vs bf16 autocast, and chunks/s when 32 requests share a pass."""
+    result = {}
+    for name, bf16 in (("parallel_fp32", False), ("parallel_bf16", True)):
+        predictor.bf16 = bf16
+        result[name] = latency_ms(lambda: predictor.predict(obs, INSTRUCTION, mode="parallel"), repeats)
+    batch = 32
+    timed = latency_ms(lambda: predictor.predict_batch([obs] * batch, [INSTRUCTION] * batch, [""] * batch),
+                       repeats)
+    result["batch32_bf16"] = {**timed, "chunks_per_s": batch / (timed["p50_ms"] / 1000)}
     return result
 
 
@@ -123,6 +138,10 @@ def format_inference(report: dict) -> str:
         for name in ("parallel", "autoregressive", "naive_generate"):
             lines.append(f"  {name:<16} p50 {r[name]['p50_ms']:8.2f} ms  p99 {r[name]['p99_ms']:8.2f} ms  "
                          f"({r[name]['p50_ms_per_action']:.2f} ms/action)")
+        if "parallel_bf16" in r:
+            lines.append(f"  parallel fp32 p50 {r['parallel_fp32']['p50_ms']:.2f} ms, bf16 "
+                         f"{r['parallel_bf16']['p50_ms']:.2f} ms; batch of 32: "
+                         f"{r['batch32_bf16']['chunks_per_s']:.0f} chunks/s")
         lines.append(f"  parallel vs naive generate: {r['speedup_per_action_vs_naive']:.1f}x per action; "
                      f"vs KV-cache autoregressive: {r['speedup_per_action_vs_autoregressive']:.1f}x")
         lines.append(f"  parallel: {r['parallel_gflop_per_call']:.2f} GFLOP/call, "

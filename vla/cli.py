@@ -66,7 +66,8 @@ def cmd_train(args) -> int:
     from vla.config import DataConfig, VlaConfig
     from vla.train import TrainConfig, train
 
-    data = DataConfig(image_size=args.image_size, chunk_size=args.chunk_size, use_subtasks=args.subtasks)
+    data = DataConfig(image_size=args.image_size, chunk_size=args.chunk_size, use_subtasks=args.subtasks,
+                      action_mode=args.action_mode)
     config = VlaConfig(backbone=args.backbone, decoding=args.decoding, data=data, lora_rank=args.lora_rank)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                       save_every=args.save_every, eval_every=args.eval_every, seed=args.seed)
@@ -252,6 +253,8 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--chunk-size", type=int, default=8)
+    p.add_argument("--action-mode", choices=["absolute", "delta"], default="delta",
+                   help="joint targets as recorded, or relative to the joints at the chunk's start")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank for Hugging Face backbones (0: full)")
     p.add_argument("--subtasks", action="store_true", help="condition on the dataset's subtask phrases "

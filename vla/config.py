@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from vla.action_space import check_mode
 from vla.batch import DECODING_MODES
 
 
@@ -39,6 +40,10 @@ class DataConfig:
     action_dim: int = 8
     use_subtasks: bool = False  # condition on the expert's subtask phrase and train a planner (hierarchical)
     subtask_dropout: float = 0.5  # with use_subtasks: share of samples prompted without it (flat + planner)
+    action_mode: str = "absolute"  # or "delta": joint targets relative to the current joints (vla/action_space.py)
+
+    def __post_init__(self):
+        check_mode(self.action_mode)
 
 
 @dataclass(frozen=True)

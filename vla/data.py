@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import torch
 
+from vla.action_space import to_model
 from vla.batch import Batch
 from vla.config import DataConfig
 from vla.normalization import NormStats
@@ -71,9 +72,16 @@ def _read_demo(path: str, group: h5py.Group, config: DataConfig) -> Demo:
                 subtasks=subtasks)
 
 
-def compute_norm_stats(demos: list[Demo], robot: str) -> NormStats:
-    return NormStats.compute(robot, np.concatenate([d.actions for d in demos]),
-                             np.concatenate([d.states for d in demos]))
+def compute_norm_stats(demos: list[Demo], config: DataConfig) -> NormStats:
+    """Quantiles of the model's action targets (every chunk offset) and of the proprio state."""
+    targets = [chunk_targets(d, t, config) for d in demos for t in range(len(d.actions))]
+    return NormStats.compute(config.robot, np.concatenate(targets), np.concatenate([d.states for d in demos]))
+
+
+def chunk_targets(demo: Demo, t: int, config: DataConfig) -> np.ndarray:
+    """(K, A) targets of the chunk asked for at step t (the last action repeats past the end)."""
+    steps = np.minimum(np.arange(t, t + config.chunk_size), len(demo.actions) - 1)
+    return to_model(demo.actions[steps], demo.states[t], config.action_mode)
 
 
 class ChunkDataset(torch.utils.data.Dataset):
@@ -91,11 +99,10 @@ class ChunkDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         d, t = self.index[i]
         demo = self.demos[d]
-        steps = np.minimum(np.arange(t, t + self.config.chunk_size), len(demo.actions) - 1)
         return {
             "images": demo.images[t],
             "state_ids": self.tokenizer.encode(self.stats.state.normalize(demo.states[t])),
-            "action_ids": self.tokenizer.encode(self.stats.action.normalize(demo.actions[steps])),
+            "action_ids": self.tokenizer.encode(self.stats.action.normalize(chunk_targets(demo, t, self.config))),
             "instruction": demo.instruction,
             "subtask": demo.subtasks[t] if self.config.use_subtasks else "",
             "plan_target": self.phrase_index.get(demo.subtasks[t], -1),

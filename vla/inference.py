@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vla.action_space import to_robot
 from vla.batch import DECODING_MODES, Batch
 from vla.checkpoint import load_checkpoint
 
@@ -22,6 +23,7 @@ class VlaPredictor:
         self.model = model.to(self.device).eval()
         self.config, self.stats = config, stats
         self.tokenizer = model.action_tokenizer
+        self.bf16 = self.device.type == "cuda"  # bf16 autocast on GPUs; set False for float32
 
     @staticmethod
     def load(directory: str | Path, robot: str | None = None, device: str | None = None) -> "VlaPredictor":
@@ -52,17 +54,20 @@ class VlaPredictor:
         mode = mode or self.config.decoding
         if mode not in DECODING_MODES:
             raise ValueError(f"decoding mode must be one of {DECODING_MODES}, got {mode!r}")
-        batch = self._batch(observations, instructions, subtasks)
+        states = np.stack([self._state(obs) for obs in observations])
+        batch = self._batch(observations, instructions, subtasks, states)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                                    enabled=self.device.type == "cuda"):
+                                                    enabled=self.bf16):
             ids = self.model.predict_action_ids(batch.to(self.device), mode).cpu().numpy()
-        return self.stats.action.unnormalize(self.tokenizer.decode(ids)).astype(np.float32)
+        actions = self.stats.action.unnormalize(self.tokenizer.decode(ids))
+        return to_robot(actions, states, self.config.data.action_mode).astype(np.float32)
 
-    def _batch(self, observations, instructions, subtasks) -> Batch:
+    def _batch(self, observations, instructions, subtasks, states=None) -> Batch:
         data = self.config.data
         subtasks = subtasks if data.use_subtasks else [""] * len(observations)
         images = np.stack([self._images(obs) for obs in observations])
-        states = np.stack([self._state(obs) for obs in observations])
+        if states is None:
+            states = np.stack([self._state(obs) for obs in observations])
         return Batch(images=torch.from_numpy(images),
                      state_ids=torch.from_numpy(self.tokenizer.encode(self.stats.state.normalize(states))),
                      instructions=list(instructions), subtasks=list(subtasks))

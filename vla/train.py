@@ -124,7 +124,7 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool):
         model, stats, state = None, None, None
     train_demos, valid_demos = load_demos(data_paths, config.data)
     if stats is None:
-        stats = compute_norm_stats(train_demos, config.data.robot)
+        stats = compute_norm_stats(train_demos, config.data)
     if model is None:
         config, model = _fresh_model(config, train_demos + valid_demos)
     tokenizer, phrases = model.action_tokenizer, config.tiny.planner_phrases
