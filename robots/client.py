@@ -32,13 +32,15 @@ ACT, HOLD, STOP, IDLE = "act", "hold", "stop", "idle"
 
 @dataclass(frozen=True)
 class TickRecord:
-    """What one tick did: mode (act/hold/stop/idle), when, the command sent (or None)."""
+    """What one tick did: mode (act/hold/stop/idle), when, the command sent (or None), and the
+    subtask the server named for the executed action ("" when not acting)."""
 
     tick: int
     time: float
     mode: str
     command: np.ndarray | None = None
     expires_at: float | None = None
+    subtask: str = ""
 
 
 @dataclass
@@ -77,7 +79,7 @@ class RobotClient:
         self.clock, self.sleep = clock, sleep
         self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="vla-request")
         self.safety = SafetyFilter(spec)
-        self.queue: deque[tuple[np.ndarray, float]] = deque()  # (action (N + 1,), expires_at)
+        self.queue: deque[tuple[np.ndarray, float, str]] = deque()  # (action (N + 1,), expires_at, subtask)
         self.pending: _Pending | None = None
         self.tick_index = 0
         self.chunk_length = 1
@@ -163,7 +165,7 @@ class RobotClient:
         self.report.round_trip_ms += (reply.received_at - pending.sent_at) * 1000.0
         self.chunk_length = len(reply.actions)
         skip = min(self.tick_index - pending.obs_tick, len(reply.actions) - 1)  # ticks already gone by
-        self.queue = deque((action, reply.expires_at) for action in reply.actions[skip:])
+        self.queue = deque((action, reply.expires_at, reply.subtask) for action in reply.actions[skip:])
 
     def _drop_expired(self, now: float) -> None:
         while self.queue and self.queue[0][1] < now:
@@ -172,13 +174,13 @@ class RobotClient:
 
     # -- commands --------------------------------------------------------------------------
     def _execute(self, now: float, joints: np.ndarray, gripper: float) -> TickRecord:
-        action, expires_at = self.queue.popleft()
+        action, expires_at, subtask = self.queue.popleft()
         if self.stopped:
             self.safety.reset()  # resume from rest, relative to the measured joints
             self.stopped = False
         command = self._send(action, joints, gripper)
         self.last_valid_at = now
-        return TickRecord(self.tick_index, now, ACT, command, expires_at)
+        return TickRecord(self.tick_index, now, ACT, command, expires_at, subtask)
 
     def _hold(self, now: float, joints: np.ndarray, gripper: float) -> TickRecord:
         target = self.safety.previous if self.safety.previous is not None else joints

@@ -50,29 +50,31 @@ class SimDriver:
         self.done = False
         self.stopped = False
         self.commands_sent = 0
+        self.reward = 0.0  # of the last command
 
     def reset(self, seed: int | None = None) -> str:
         """Start an episode; returns its instruction."""
         self.obs, _ = self.env.reset(seed=seed)
-        self.done, self.stopped, self.commands_sent = False, False, 0
+        self.done, self.stopped, self.commands_sent, self.reward = False, False, 0, 0.0
         return self.env.instruction
 
-    def _observation(self) -> dict:
+    def observation(self) -> dict:
+        """The env's full observation dict of the current step (images, proprio, ...)."""
         if self.obs is None:
             self.obs = self.env.observe()
         return self.obs
 
     def read_state(self) -> tuple[np.ndarray, float]:
-        obs = self._observation()
+        obs = self.observation()
         gripper = finger_qpos_to_gripper(obs["robot0_gripper_qpos"], self.finger_open_width)
         return np.asarray(obs["robot0_joint_pos"], dtype=np.float64).copy(), gripper
 
     def read_images(self) -> dict[str, np.ndarray]:
-        obs = self._observation()
+        obs = self.observation()
         return {key[: -len(IMAGE_SUFFIX)]: value for key, value in obs.items() if key.endswith(IMAGE_SUFFIX)}
 
     def send_command(self, command: np.ndarray) -> None:
-        self.obs, _, terminated, truncated, _ = self.env.step(np.asarray(command, dtype=np.float64))
+        self.obs, self.reward, terminated, truncated, _ = self.env.step(np.asarray(command, dtype=np.float64))
         self.done = self.done or bool(terminated or truncated)
         self.stopped = False
         self.commands_sent += 1

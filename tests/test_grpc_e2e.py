@@ -141,3 +141,41 @@ def test_vla_robot_command(server, capsys, tmp_path):
                  "--steps", "6", "--image-size", str(IMAGE), "--token-file", str(token_file)])
     out = capsys.readouterr().out
     assert code == 0 and "ticks 6" in out and "success False" in out, out
+
+
+def test_vla_robot_records_what_it_executed_as_a_replayable_demo(server, capsys, tmp_path):
+    from sim.dataset import open_dataset, read_episode
+    from sim.replay import replay_file
+    from vla.cli import main
+
+    token_file, out = tmp_path / "token", tmp_path / "robot.hdf5"
+    token_file.write_text(TOKEN)
+    for seed in (0, 1):  # the second run appends a demo
+        code = main(["robot", "--server", f"127.0.0.1:{server.port}", "--task", "lift", "--steps", "8",
+                     "--seed", str(seed), "--image-size", str(IMAGE), "--token-file", str(token_file),
+                     "--record", str(out)])
+        assert code == 0
+    printed = capsys.readouterr().out
+    info = open_dataset(out)
+    assert info.env_name == "lift" and info.num_demos == 2, printed
+    episode = read_episode(out, info.demo_names[1])
+    steps = episode.num_samples
+    assert f"recorded {steps} steps" in printed and 1 <= steps <= 8
+    assert episode.seed == 1 and episode.subtasks == ["hold"] * steps
+    assert episode.observations["agentview_image"].shape == (steps, IMAGE, IMAGE, 3)
+    # hold answers the measured joints: every executed target is the joints it was executed from
+    np.testing.assert_allclose(episode.actions[:, :7], episode.observations["robot0_joint_pos"], atol=1e-5)
+    assert all(result.faithful for result in replay_file(str(out), progress=False))
+
+
+def test_vla_robot_refuses_a_recording_file_of_another_task_before_moving(server, capsys, tmp_path):
+    from sim.dataset import DatasetWriter, open_dataset
+    from vla.cli import main
+
+    out = tmp_path / "stack.hdf5"
+    DatasetWriter(out, "stack", {"task": "stack"}).close()
+    code = main(["robot", "--server", f"127.0.0.1:{server.port}", "--task", "lift", "--steps", "4",
+                 "--image-size", str(IMAGE), "--record", str(out)])
+    captured = capsys.readouterr()
+    assert code != 0 and "holds env 'stack'" in captured.err and "ticks" not in captured.out
+    assert open_dataset(out).num_demos == 0

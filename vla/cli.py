@@ -164,14 +164,17 @@ def cmd_robot(args) -> int:
     token = read_token_file(args.token_file) if args.token_file else None
     root_cert = Path(args.tls_ca).read_bytes() if args.tls_ca else None
     env = VlaEnv(args.task, image_size=args.image_size)
-    driver = SimDriver(env, finger_open_width=spec.finger_open_width)
-    instruction = driver.reset(seed=args.seed)
+    sim_driver = SimDriver(env, finger_open_width=spec.finger_open_width)
+    instruction = sim_driver.reset(seed=args.seed)
+    writer, driver = _recording(args.record, sim_driver)
     connection = PolicyConnection(args.server, spec, token=token, root_cert=root_cert)
-    client = RobotClient(driver, connection, spec, instruction)
+    client = RobotClient(driver, connection, spec, instruction, keep_records=writer is not None)
     print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server}", flush=True)
     try:
-        report = client.run(steps=args.steps, should_stop=lambda: driver.done)
-        success = driver.is_success()
+        report = client.run(steps=args.steps, should_stop=lambda: sim_driver.done)
+        success = sim_driver.is_success()
+        if writer is not None:
+            _save_recording(writer, driver, client.records)
     finally:
         client.close()
         connection.close()
@@ -184,6 +187,24 @@ def cmd_robot(args) -> int:
     if report.last_error:
         print(f"last request error: {report.last_error}")
     return 0 if report.chunks else 1  # never got a single chunk from the server
+
+
+def _recording(path, sim_driver):
+    """(None, sim_driver) or (the dataset writer, a RecordingDriver around sim_driver)."""
+    if not path:
+        return None, sim_driver
+    from sim.robot_recording import RecordingDriver, open_recording
+
+    return open_recording(path, sim_driver.env), RecordingDriver(sim_driver)
+
+
+def _save_recording(writer, driver, records) -> None:
+    subtasks = [record.subtask for record in records if record.command is not None]
+    if not subtasks:
+        print(f"no command was executed: nothing recorded into {writer.path}")
+        return
+    name = writer.write(driver.episode(subtasks))
+    print(f"recorded {len(subtasks)} steps as {writer.path}:/data/{name}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,6 +328,8 @@ def _add_robot_parser(sub) -> None:
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--token-file", help="file holding the server's bearer token")
     p.add_argument("--tls-ca", help="PEM root certificate of the server (switches TLS on)")
+    p.add_argument("--record", metavar="FILE.hdf5",
+                   help="append what the robot saw and executed to this dataset (a new demo; trains like collected data)")
     p.set_defaults(func=cmd_robot)
 
 
