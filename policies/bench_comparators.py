@@ -220,3 +220,55 @@ class HttpJsonClient:
 
     def close(self) -> None:
         self.connection.close()
+
+
+# -- bare grpcio: what the library itself costs for this payload ---------------------------
+FLOOR_SERVICE, FLOOR_METHOD = "vla.bench.Floor", "Act"
+
+
+def run_bare_grpc_server(request_bytes: bytes, reply_bytes: bytes, threads: int,
+                         started: Callable[[dict], None], wait_for_stop: Callable[[], None]) -> None:
+    """grpcio with one generic unary method answering `reply_bytes` to `request_bytes`: no protobuf parsing,
+    no validation, no sessions, no policy. The same thread-pool server and options as policies/server.py,
+    so its throughput is the ceiling any Python gRPC servicer can reach with this payload."""
+    from concurrent import futures
+
+    import grpc
+
+    from robots.transport import server_options
+
+    def act(request: bytes, context) -> bytes:
+        if len(request) != len(request_bytes):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"expected {len(request_bytes)} bytes")
+        return reply_bytes
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=server_options())
+    handler = grpc.unary_unary_rpc_method_handler(act)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(FLOOR_SERVICE, {FLOOR_METHOD: handler}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    started({"port": port})
+    wait_for_stop()
+    server.stop(1.0).wait()
+
+
+class BareGrpcClient:
+    """Sends pre-serialized request bytes, gets the reply bytes back: nothing encoded or decoded per call."""
+
+    def __init__(self, port: int, request_bytes: bytes, reply_size: int):
+        import grpc
+
+        from robots.transport import channel_options
+
+        self.request_bytes, self.reply_size = request_bytes, reply_size
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=channel_options())
+        self.call = self.channel.unary_unary(f"/{FLOOR_SERVICE}/{FLOOR_METHOD}")
+
+    def act(self) -> bytes:
+        reply = self.call(self.request_bytes, timeout=10.0)
+        if len(reply) != self.reply_size:
+            raise RuntimeError(f"the bare gRPC server answered {len(reply)} bytes, expected {self.reply_size}")
+        return reply
+
+    def close(self) -> None:
+        self.channel.close()

@@ -5,6 +5,8 @@ started here (spawned, ports chosen free at run time, shut down at the end):
     grpc       this project's vla.v1.PolicyService (policies/server.py), clients via PolicyConnection
     websocket  openpi-style websocket + msgpack        (policies/bench_comparators.py)
     fastapi    OpenVLA-style FastAPI + JSON on uvicorn (policies/bench_comparators.py)
+    grpc_floor bare grpcio answering fixed reply bytes to the same request bytes (no parsing, validation,
+               sessions or policy): the library's own ceiling, to tell grpcio's cost from this project's
 One payload for all: two 128x128 RGB cameras (RAW_RGB8 on gRPC), 7 joints and the gripper.
 
 Measured (clients are threads of this process, each with its own connection and session):
@@ -38,9 +40,10 @@ CAMERAS = ("agentview", "robot0_eye_in_hand")
 CONCURRENCY = (1, 4, 16)
 WARMUP_REQUESTS = 10
 INSTRUCTION = "benchmark the wire"
-SERVERS = ("grpc", "websocket", "fastapi")
+SERVERS = ("grpc", "websocket", "fastapi", "grpc_floor")
+COMPARATORS = ("websocket", "fastapi")
 LABELS = {"grpc": "gRPC vla.v1 (unary Act)", "websocket": "openpi-style websocket+msgpack",
-          "fastapi": "OpenVLA-style FastAPI+JSON"}
+          "fastapi": "OpenVLA-style FastAPI+JSON", "grpc_floor": "bare grpcio, fixed bytes (floor)"}
 TARGET_OVERHEAD_MS = 1.0
 TARGET_THROUGHPUT_RATIO = 2.0
 START_TIMEOUT_S = 120.0
@@ -89,6 +92,24 @@ def comparator_observation(payload: dict) -> dict:
     return observation
 
 
+def grpc_messages(payload: dict):
+    """The ActRequest a client sends for `payload` and the ActResponse the server answers the null chunk with."""
+    from robots.codec import encode_actions, encode_observation
+    from robots.proto.vla.v1 import policy_pb2 as pb
+
+    request = pb.ActRequest(session_id="0" * 32, sequence=1, observation=encode_observation(
+        payload["images"], payload["joints"], payload["gripper"], 1.0))
+    reply = pb.ActResponse(sequence=1, actions=encode_actions(NullPolicy.CHUNK.actions), subtask="null",
+                           inference_ms=0.01, expires_in_ms=450.0)
+    return request, reply
+
+
+def floor_messages() -> tuple[bytes, bytes]:
+    """Serialized request and reply bytes for the bare-grpcio floor, byte for byte what vla.v1 carries."""
+    request, reply = grpc_messages(make_payload())
+    return request.SerializeToString(), reply.SerializeToString()
+
+
 # -- server processes ----------------------------------------------------------------------
 def _server_process(kind: str, conn) -> None:
     """Child process: serve the null policy with `kind`, report ("ready", port, info), serve until told
@@ -103,6 +124,12 @@ def _server_process(kind: str, conn) -> None:
             conn.send(("ready", handle.port, {}))
             conn.recv()
             handle.stop(grace=1.0)
+        elif kind == "grpc_floor":
+            from policies import bench_comparators as comparators
+
+            request, reply = floor_messages()
+            comparators.run_bare_grpc_server(request, reply, max(CONCURRENCY) + 8,
+                                             lambda info: conn.send(("ready", info["port"], info)), conn.recv)
         else:
             from policies import bench_comparators as comparators
 
@@ -343,24 +370,24 @@ def _check_arguments(seconds: float, repeats: int, concurrency: tuple[int, ...])
 
 def _request_bytes(payload: dict, observation: dict) -> dict:
     """The size of one request on each wire, for the same payload."""
-    from robots.codec import encode_observation
-    from robots.proto.vla.v1 import policy_pb2 as pb
-
     from policies import bench_comparators as comparators
 
-    grpc_request = pb.ActRequest(session_id="0" * 32, sequence=1, observation=encode_observation(
-        payload["images"], payload["joints"], payload["gripper"], 1.0))
-    return {"grpc": grpc_request.ByteSize(),
+    grpc_size = grpc_messages(payload)[0].ByteSize()
+    return {"grpc": grpc_size, "grpc_floor": grpc_size,
             "websocket": comparators.WebsocketClient.request_bytes(observation),
             "fastapi": comparators.HttpJsonClient.request_bytes(observation)}
 
 
 def _client_makers(ports: dict, spec, payload: dict, observation: dict) -> tuple[dict, dict]:
     """Client factories: per server (throughput) and per latency figure."""
+    from policies.bench_comparators import BareGrpcClient
+
+    floor_request, floor_reply = floor_messages()
     makers = {
         "grpc": lambda: GrpcUnaryClient(ports["grpc"], spec, payload),
         "websocket": lambda: ComparatorClient("websocket", ports["websocket"], observation),
         "fastapi": lambda: ComparatorClient("fastapi", ports["fastapi"], observation),
+        "grpc_floor": lambda: BareGrpcClient(ports["grpc_floor"], floor_request, len(floor_reply)),
     }
     latency_makers = {
         "in_process": lambda: InProcessClient(spec, payload),
@@ -368,6 +395,7 @@ def _client_makers(ports: dict, spec, payload: dict, observation: dict) -> tuple
         "grpc_stream": lambda: GrpcStreamClient(ports["grpc"], spec, payload),
         "websocket": makers["websocket"],
         "fastapi": makers["fastapi"],
+        "grpc_floor": makers["grpc_floor"],
     }
     return makers, latency_makers
 
@@ -408,7 +436,7 @@ def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, 
     request_bytes = _request_bytes(payload, observation)
 
     latency_samples: dict[str, list[float]] = {name: [] for name in ("in_process", "grpc_unary", "grpc_stream",
-                                                                     "websocket", "fastapi")}
+                                                                     *COMPARATORS, "grpc_floor")}
     latency_repeat_p50: dict[str, list[float]] = {name: [] for name in latency_samples}
     rates: dict[str, dict[int, list[float]]] = {kind: {n: [] for n in concurrency} for kind in SERVERS}
 

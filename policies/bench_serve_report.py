@@ -40,7 +40,7 @@ def machine_info() -> dict:
 def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, request_bytes: dict,
                  servers: dict, *, seconds: float, repeats: int, concurrency: tuple[int, ...]) -> dict:
     """The report sections (config, grpc, comparators, ratios, targets) from the raw measurements."""
-    from policies.bench_serve import (CAMERAS, CONCURRENCY, IMAGE_SIZE, LABELS, TARGET_OVERHEAD_MS,
+    from policies.bench_serve import (CAMERAS, COMPARATORS, CONCURRENCY, IMAGE_SIZE, LABELS, TARGET_OVERHEAD_MS,
                                       TARGET_THROUGHPUT_RATIO, WARMUP_REQUESTS)
 
     latency = {name: {**_percentiles(times), "p50_per_repeat_ms": latency_repeat_p50[name]}
@@ -50,7 +50,7 @@ def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, r
     overhead = latency["grpc_unary"]["p50_ms"] - latency["in_process"]["p50_ms"]
     grpc_rps = {n: throughput["grpc"][n]["requests_per_s"] for n in throughput["grpc"]}
     ratios, comparators_report = {}, {}
-    for kind in ("websocket", "fastapi"):
+    for kind in COMPARATORS:
         comparators_report[kind] = {
             "description": LABELS[kind], "latency": latency[kind], "throughput": throughput[kind],
             "request_bytes": request_bytes[kind], "server_info": servers[kind].info}
@@ -74,6 +74,11 @@ def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, r
             "overhead_p50_ms": overhead, "throughput": throughput["grpc"], "request_bytes": request_bytes["grpc"]},
         "comparators": comparators_report,
         "ratios": ratios,
+        "grpc_floor": {
+            "description": LABELS["grpc_floor"], "latency": latency["grpc_floor"],
+            "throughput": throughput["grpc_floor"], "request_bytes": request_bytes["grpc_floor"],
+            "grpc_over_floor_throughput": {n: grpc_rps[n] / throughput["grpc_floor"][n]["requests_per_s"]
+                                           for n in grpc_rps}},
         "targets": {
             "grpc_overhead_p50_ms": {"value": overhead, "target_max": TARGET_OVERHEAD_MS,
                                      "met": overhead <= TARGET_OVERHEAD_MS},
@@ -104,6 +109,8 @@ def format_serve(report: dict) -> str:
             ("gRPC unary Act", grpc["unary"], grpc["request_bytes"]),
             ("gRPC StreamActions (bidi)", grpc["stream"], grpc["request_bytes"])]
     rows += [(LABELS[kind], comps[kind]["latency"], comps[kind]["request_bytes"]) for kind in comps]
+    floor = report["grpc_floor"]
+    rows.append((LABELS["grpc_floor"], floor["latency"], floor["request_bytes"]))
     for label, figures, size in rows:
         lines.append(f"{label:<42}{figures['p50_ms']:>9.3f}{figures['p99_ms']:>9.3f}{figures['requests']:>10d}"
                      f"{size if size is not None else '-':>11}")
@@ -114,9 +121,11 @@ def format_serve(report: dict) -> str:
                                                                for n in levels)]
     lines.append(f"{LABELS['grpc']:<42}" + "".join(f"{grpc['throughput'][n]['requests_per_s']:>12.0f}"
                                                   for n in levels))
-    for kind in comps:
-        lines.append(f"{LABELS[kind]:<42}" + "".join(f"{comps[kind]['throughput'][n]['requests_per_s']:>12.0f}"
-                                                    for n in levels))
+    for label, section in [(LABELS[kind], comps[kind]) for kind in comps] + [(LABELS["grpc_floor"], floor)]:
+        lines.append(f"{label:<42}" + "".join(f"{section['throughput'][n]['requests_per_s']:>12.0f}"
+                                              for n in levels))
+    lines.append(f"{'gRPC vla.v1 / bare grpcio':<42}" + "".join(f"{floor['grpc_over_floor_throughput'][n]:>12.2f}"
+                                                                for n in levels))
     lines += ["", f"{'gRPC / comparator':<42}{'p50 lat':>9}{'p99 lat':>9}" + "".join(f"{'tput@' + n:>10}"
                                                                                    for n in levels)]
     for kind, ratio in ratios.items():

@@ -31,7 +31,8 @@ def test_bench_serve_reports_every_section(tmp_path, capsys):
     report = json.loads(path.read_text())
     levels = [str(n) for n in report["config"]["concurrency"]]
     assert levels == ["1", "4", "16"]
-    assert report["config"]["servers_stopped_cleanly"] == {"grpc": True, "websocket": True, "fastapi": True}
+    assert report["config"]["servers_stopped_cleanly"] == {"grpc": True, "websocket": True, "fastapi": True,
+                                                           "grpc_floor": True}
 
     grpc = report["grpc"]
     for section in ("in_process", "unary", "stream"):
@@ -57,6 +58,12 @@ def test_bench_serve_reports_every_section(tmp_path, capsys):
             expected = grpc["throughput"][n]["requests_per_s"] / comparator["throughput"][n]["requests_per_s"]
             assert math.isclose(ratios["throughput_grpc_over_comparator"][n], expected)
 
+    floor = report["grpc_floor"]
+    assert _positive(floor["latency"]["p50_ms"]) and floor["request_bytes"] == grpc["request_bytes"]
+    for n in levels:
+        expected = grpc["throughput"][n]["requests_per_s"] / floor["throughput"][n]["requests_per_s"]
+        assert math.isclose(floor["grpc_over_floor_throughput"][n], expected)
+
     targets = report["targets"]
     assert isinstance(targets["grpc_overhead_p50_ms"]["met"], bool)
     assert isinstance(targets["grpc_throughput_over_comparators"]["met"], bool)
@@ -65,4 +72,4 @@ def test_bench_serve_reports_every_section(tmp_path, capsys):
     assert machine["packages"]["grpcio"] and machine["packages"]["websockets"] and machine["packages"]["uvicorn"]
 
     out = capsys.readouterr().out
-    assert "gRPC overhead" in out and "throughput, requests/s" in out and "FastAPI+JSON" in out
+    assert "gRPC overhead" in out and "throughput, requests/s" in out and "FastAPI+JSON" in out and "bare grpcio" in out
