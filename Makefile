@@ -41,7 +41,7 @@ data/%.hdf5: | $(STAMP)
 
 .PHONY: default-model
 default-model: $(DEFAULT_DATA)
-	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/default --subtasks --action-mode delta --steps $(DEFAULT_STEPS) \
+	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/default --subtasks --action-mode absolute --steps $(DEFAULT_STEPS) \
 		--batch-size 32 --chunk-size 8 --save-every 500 --eval-every 250
 	@mkdir -p policies/checkpoints/default
 	cp runs/default/config.json runs/default/model.safetensors runs/default/norm_stats.json \

@@ -274,7 +274,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--chunk-size", type=int, default=8)
-    p.add_argument("--action-mode", choices=["absolute", "delta"], default="delta",
+    p.add_argument("--action-mode", choices=["absolute", "delta"], default="absolute",
                    help="joint targets as recorded, or relative to the joints at the chunk's start")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank for Hugging Face backbones (0: full)")
