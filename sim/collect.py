@@ -6,6 +6,7 @@ import itertools
 import time
 from dataclasses import asdict, dataclass
 
+from sim.action_noise import ActionNoise
 from sim.backend import joint_position_controller_config
 from sim.dataset import DatasetWriter
 from sim.env import EnvConfig
@@ -42,14 +43,16 @@ def env_args(task: str, config: EnvConfig) -> dict:
 
 
 def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int = 1, append: bool = False,
-            env_config: EnvConfig = EnvConfig(), policy: str = "expert", progress: bool = True) -> CollectReport:
+            env_config: EnvConfig = EnvConfig(), policy: str = "expert", progress: bool = True,
+            noise: ActionNoise | None = None) -> CollectReport:
     """Keep the first `episodes` successful episodes of seeds seed, seed+1, ... (in seed order,
-    whatever the number of workers); each is on disk before the next is written."""
+    whatever the number of workers); each is on disk before the next is written. With `noise`
+    the expert's actions are executed perturbed and recorded clean (sim.action_noise)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     get_task(task)
     writer = DatasetWriter(out, task, env_args(task, env_config), append=append)
-    spec = WorkerSpec(task=task, policy=policy, env_config=env_config, record=True)
+    spec = WorkerSpec(task=task, policy=policy, env_config=env_config, record=True, noise=noise)
     max_attempts = MAX_ATTEMPTS_PER_EPISODE * episodes
     started = time.perf_counter()
     kept = failed = 0

@@ -6,6 +6,7 @@ import multiprocessing as mp
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from sim.action_noise import ActionNoise
 from sim.env import EnvConfig
 from sim.policy_loader import PolicyOptions
 
@@ -21,6 +22,7 @@ class WorkerSpec:
     video_dir: str | None = None
     execute_steps: int | None = None
     policy_options: PolicyOptions = PolicyOptions()
+    noise: ActionNoise | None = None  # DART-style perturbation of the executed actions
 
 
 _worker_state: dict = {}
@@ -49,7 +51,8 @@ def _run_seed(seed: int):
 
     spec: WorkerSpec = _worker_state["spec"]
     result = run_episode(_worker_state["env"], _worker_state["policy"], seed, record=spec.record,
-                         video=spec.video_dir is not None, execute_steps=spec.execute_steps)
+                         video=spec.video_dir is not None, execute_steps=spec.execute_steps,
+                         noise=spec.noise)
     if spec.video_dir is not None:
         from pathlib import Path
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sim.action_noise import ActionNoise
 from sim.dataset import open_dataset, read_episode
 from sim.env import EnvConfig, VlaEnv
 from sim.tasks import Goal
@@ -62,12 +63,15 @@ def _start(env: VlaEnv, episode) -> None:
 
 
 def _replay_actions(env: VlaEnv, name: str, episode) -> ReplayResult:
+    """Demos collected with --action-noise replay the perturbed commands the robot executed."""
     _start(env, episode)
     nq = env.suite_env.sim.model.nq
+    noise = ActionNoise.from_attrs(episode.extra_attrs)
+    perturb = noise.drift(episode.seed) if noise else None
     divergences = []
     for t, action in enumerate(episode.actions):
         divergences.append(_qpos_gap(env.mujoco_state(), episode.states[t], nq))
-        env.step(action)
+        env.step(perturb(action) if perturb else action)
     final = divergences[-1] if divergences else 0.0
     return ReplayResult(name, len(episode.actions), float(max(divergences, default=0.0)), final,
                         episode.success, env.is_success())

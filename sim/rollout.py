@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from policies.base import ActionChunk, Policy
+from sim.action_noise import ActionNoise
 from sim.episode import Episode
 
 STATE_KEYS = ("robot0_joint_pos", "robot0_gripper_qpos", "robot0_eef_pos", "robot0_eef_quat")
@@ -51,10 +52,12 @@ class EpisodeRecorder:
 
 
 def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: bool = False,
-                execute_steps: int | None = None) -> RolloutResult:
+                execute_steps: int | None = None, noise: ActionNoise | None = None) -> RolloutResult:
     """Roll out until success or the step limit. Chunks are executed `execute_steps` at a time
-    (None: the whole chunk) before the policy is asked again."""
+    (None: the whole chunk) before the policy is asked again. With `noise`, the robot executes
+    perturbed actions and the recording keeps the policy's own (sim.action_noise)."""
     obs, _ = env.reset(seed=seed)
+    perturb = noise.drift(seed) if noise else None
     policy.reset(env.instruction)
     recorder = EpisodeRecorder() if record else None
     result = RolloutResult(seed=seed, success=False, steps=0, instruction=env.instruction)
@@ -66,7 +69,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
             state = env.mujoco_state() if record else None
             if video:
                 result.frames.append(np.concatenate([obs[k] for k in _image_keys(obs)], axis=1))
-            next_obs, reward, terminated, truncated, _ = env.step(action)
+            next_obs, reward, terminated, truncated, _ = env.step(perturb(action) if perturb else action)
             done = terminated or truncated
             result.subtasks.append(chunk.subtask)
             if recorder:
@@ -78,6 +81,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
     result.steps = env.steps
     if recorder:
         result.episode = recorder.to_episode(env, result.subtasks, result.success)
+        result.episode.extra_attrs.update(noise.attrs() if noise else {})
     return result
 
 

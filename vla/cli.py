@@ -15,10 +15,12 @@ def _env_config(args):
 
 
 def cmd_collect(args) -> int:
+    from sim.action_noise import ActionNoise
     from sim.collect import collect
 
+    noise = ActionNoise(args.action_noise) if args.action_noise else None
     report = collect(args.task, args.episodes, args.out, seed=args.seed, workers=args.workers,
-                     append=args.append, env_config=_env_config(args), progress=not args.quiet)
+                     append=args.append, env_config=_env_config(args), progress=not args.quiet, noise=noise)
     print(f"kept {report.kept} successful episodes, {report.failed} failed "
           f"({report.attempts} attempts) in {report.wall_s:.1f} s = {report.episodes_per_min:.1f} episodes/min "
           f"-> {report.out}")
@@ -222,6 +224,9 @@ def _add_collect_parser(sub) -> None:
     p.add_argument("--episodes", type=int, required=True, help="number of successful episodes to keep")
     p.add_argument("--out", required=True, help="output .hdf5 file")
     p.add_argument("--append", action="store_true", help="add episodes to an existing --out file")
+    p.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
+                   help="execute the expert's joint targets with a drifting offset of this standard deviation "
+                        "and record the clean targets (DART-style recovery demos; 0: none)")
     _add_run_options(p)
     p.set_defaults(func=cmd_collect)
 
