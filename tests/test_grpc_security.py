@@ -1,7 +1,12 @@
 """Bearer tokens (required beyond loopback) and TLS / mutual TLS."""
 
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -127,3 +132,21 @@ def test_mutual_tls_requires_a_trusted_client_certificate(certs):
                 assert error.value.code == grpc.StatusCode.UNAVAILABLE
     finally:
         handle.stop(0)
+
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_vla_serve_stops_gracefully_on_sigterm_and_sigint(signal_name, tmp_path):
+    """Started in the background of a script, as deployments do (SIGINT then arrives ignored)."""
+    vla = Path(sys.executable).parent / "vla"
+    log = tmp_path / "serve.log"
+    script = f"'{vla}' serve --policy hold --port 0 > '{log}' 2>&1 & echo $!; wait $!"
+    proc = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
+    server_pid = int(proc.stdout.readline())
+    deadline = time.monotonic() + 30
+    while "ready" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "ready (health: SERVING)" in log.read_text()
+    os.kill(server_pid, getattr(signal, signal_name))
+    assert proc.wait(timeout=10) == 0
+    assert f"{signal_name}: stopping" in log.read_text()
