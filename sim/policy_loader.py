@@ -28,6 +28,10 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
     if spec.startswith("grpc://"):
         import os
 
+        if options != PolicyOptions():
+            raise ValueError("--flat, --ensemble, --execute-steps and --plan-every of a served policy are set "
+                             "where it is served: pass them to `vla serve`")
+
         from policies.remote import RemotePolicy
 
         return RemotePolicy(spec, token=os.environ.get("VLA_TOKEN") or None)

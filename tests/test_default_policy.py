@@ -41,3 +41,36 @@ def test_short_evaluation_end_to_end(tmp_path):
     assert report["policy"] == "default" and report["episodes"] == 1
     assert 0 < report["episodes_detail"][0]["steps"] <= 150
     assert report["policy_options"]["flat"] is False
+
+
+def test_served_default_with_ensembling_acts_like_the_in_process_one(env_cache):
+    """`vla serve --policy default --ensemble`: one ensembled action per Act, the same as in process."""
+    from policies.remote import RemotePolicy
+    from policies.server import per_session_copies, serve
+    from robots.spec import get_robot_spec
+
+    options = PolicyOptions(ensemble=True)
+    env = env_cache("lift", 128)
+    spec = get_robot_spec("panda", image_size=128, cameras=("agentview", "robot0_eye_in_hand"))
+    handle = serve(per_session_copies(lambda: make_policy("default", None, options)), spec, "127.0.0.1", 0)
+    handle.wait_ready(60)
+    remote, local = RemotePolicy(f"127.0.0.1:{handle.port}"), make_policy("default", env, options)
+    try:
+        obs, _ = env.reset(seed=7)
+        remote.reset(env.instruction)
+        local.reset(env.instruction)
+        for _ in range(3):
+            served, own = remote.act(obs), local.act(obs)
+            assert served.actions.shape == own.actions.shape == (1, 8)
+            # the wire carries the gripper as one opening in [0, 1], not two finger positions: the
+            # proprio tokens differ slightly (measured up to 0.007 rad on the joint targets)
+            np.testing.assert_allclose(served.actions[:, :7], own.actions[:, :7], atol=2e-2)
+            obs, *_ = env.step(own.actions[0])
+    finally:
+        remote.close()
+        handle.stop(0)
+
+
+def test_execution_options_of_a_served_policy_belong_to_vla_serve(capsys):
+    assert main(["eval", "--task", "lift", "--policy", "grpc://127.0.0.1:1", "--ensemble", "--episodes", "1"]) == 2
+    assert "pass them to `vla serve`" in capsys.readouterr().err

@@ -29,10 +29,7 @@ def cmd_collect(args) -> int:
 
 def cmd_eval(args) -> int:
     from sim.evaluate import evaluate, format_summary, write_report
-    from sim.policy_loader import PolicyOptions
-
-    options = PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
-                            plan_every=args.plan_every)
+    options = _policy_options(args)
     report = evaluate(args.task, args.policy, args.episodes, seed=args.seed, workers=args.workers,
                       video_dir=args.video, env_config=_env_config(args), progress=not args.quiet,
                       policy_options=options)
@@ -137,7 +134,8 @@ def cmd_serve(args) -> int:
     spec = _serve_spec(args)
     token = read_token_file(args.token_file) if args.token_file else None
     tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
-    factory = per_session_copies(lambda: make_policy(args.policy, None))
+    options = _policy_options(args)
+    factory = per_session_copies(lambda: make_policy(args.policy, None, options))
     handle = serve(factory, spec, args.host, args.port, token=token, tls=tls, max_concurrent=args.max_concurrent,
                    model_name=args.policy)
     print(f"vla.v1.PolicyService: {args.policy} for {spec.name} on {args.host}:{handle.port} "
@@ -251,15 +249,26 @@ def _add_collect_parser(sub) -> None:
     p.set_defaults(func=cmd_collect)
 
 
+def _add_policy_options(p) -> None:
+    p.add_argument("--flat", action="store_true", help="checkpoints: run the controller without the planner")
+    p.add_argument("--execute-steps", type=int, help="checkpoints: actions run per chunk (default: half)")
+    p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
+    p.add_argument("--plan-every", type=int, default=8, help="checkpoints: control steps between planner calls")
+
+
+def _policy_options(args):
+    from sim.policy_loader import PolicyOptions
+
+    return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
+                         plan_every=args.plan_every)
+
+
 def _add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a policy on a task")
     p.add_argument("--task", required=True)
     p.add_argument("--policy", required=True, help="expert | hold | default | CHECKPOINT_DIR | grpc://HOST:PORT "
                    "(token from $VLA_TOKEN)")
-    p.add_argument("--flat", action="store_true", help="checkpoints: run the controller without the planner")
-    p.add_argument("--execute-steps", type=int, help="checkpoints: actions run per chunk (default: half)")
-    p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
-    p.add_argument("--plan-every", type=int, default=8, help="checkpoints: control steps between planner calls")
+    _add_policy_options(p)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--json", help="write the report (JSON) here")
     p.add_argument("--video", metavar="DIR", help="write one mp4 per episode into DIR")
@@ -340,6 +349,7 @@ def _add_serve_parser(sub) -> None:
     p.add_argument("--robot", help="robot spec for hold (default panda); checkpoints bring their own")
     p.add_argument("--image-size", type=int, default=128, help="hold: camera image size clients must send")
     p.add_argument("--max-concurrent", type=int, default=4, help="inferences at once; more get RESOURCE_EXHAUSTED")
+    _add_policy_options(p)
     p.set_defaults(func=cmd_serve)
 
 
