@@ -74,3 +74,18 @@ def test_served_default_with_ensembling_acts_like_the_in_process_one(env_cache):
 def test_execution_options_of_a_served_policy_belong_to_vla_serve(capsys):
     assert main(["eval", "--task", "lift", "--policy", "grpc://127.0.0.1:1", "--ensemble", "--episodes", "1"]) == 2
     assert "pass them to `vla serve`" in capsys.readouterr().err
+
+
+def test_offline_error_scores_the_shipped_checkpoint_against_holding_still(tmp_path, capsys):
+    data, report_path = tmp_path / "lift.hdf5", tmp_path / "offline.json"
+    assert main(["collect", "--task", "lift", "--episodes", "2", "--seed", "424242", "--out", str(data), "--quiet"]) == 0
+    assert main(["offline-error", "--policy", "default", "--data", str(data), "--every", "2",
+                 "--json", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["demos"] == 2 and report["frames"] >= 30  # no validation demo in 2: all are scored
+    assert report["joint_error_rad"] < report["hold_error_rad"]  # the model knows where the expert goes next
+    assert 0.0 <= report["gripper_mismatch"] < 0.5
+    assert main(["offline-error", "--policy", str(tmp_path), "--data", str(data)]) == 2
+    assert "not a checkpoint directory" in capsys.readouterr().err
+    assert main(["offline-error", "--policy", "default", "--data", str(data), "--every", "0"]) == 2
+    assert "--every" in capsys.readouterr().err

@@ -101,6 +101,24 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_offline_error(args) -> int:
+    from pathlib import Path
+
+    from sim.policy_loader import DEFAULT_CHECKPOINT
+    from vla.offline_error import format_offline_error, offline_error
+
+    checkpoint = DEFAULT_CHECKPOINT if args.policy == "default" else Path(args.policy)
+    if not (checkpoint / "config.json").is_file():
+        raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json); "
+                                "pass `default` or a directory written by `vla train`")
+    report = offline_error(checkpoint, args.data, every=args.every, max_demos=args.demos)
+    print(format_offline_error(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+        print(f"report written to {args.json}")
+    return 0
+
+
 def _serve_spec(args):
     """The robot spec a served policy expects: a checkpoint's own robot and cameras, else --robot."""
     from pathlib import Path
@@ -231,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, _add_convert_parser,
-                _add_train_parser, _add_bench_parser, _add_serve_parser, _add_robot_parser):
+                _add_train_parser, _add_offline_error_parser, _add_bench_parser, _add_serve_parser,
+                _add_robot_parser):
         add(sub)
     return parser
 
@@ -261,6 +280,16 @@ def _policy_options(args):
 
     return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
                          plan_every=args.plan_every)
+
+
+def _add_offline_error_parser(sub) -> None:
+    p = sub.add_parser("offline-error", help="a checkpoint's joint-target error on a dataset's validation demos")
+    p.add_argument("--policy", required=True, help="default | CHECKPOINT_DIR")
+    p.add_argument("--data", required=True, help="dataset .hdf5 (its /mask/valid demos are scored)")
+    p.add_argument("--every", type=int, default=6, help="score every N-th frame")
+    p.add_argument("--demos", type=int, default=6, help="at most this many validation demos")
+    p.add_argument("--json", help="write the report (JSON) here")
+    p.set_defaults(func=cmd_offline_error)
 
 
 def _add_eval_parser(sub) -> None:
