@@ -26,11 +26,10 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
     `default` (the shipped checkpoint), a checkpoint directory, or `grpc://HOST:PORT` (a policy
     server; its bearer token, if it needs one, from the VLA_TOKEN environment variable)."""
     if spec.startswith("grpc://"):
-        import os
-
         if options != PolicyOptions():
             raise ValueError("--flat, --ensemble, --execute-steps and --plan-every of a served policy are set "
                              "where it is served: pass them to `vla serve`")
+        import os
 
         from policies.remote import RemotePolicy
 
