@@ -7,8 +7,9 @@ import numpy as np
 
 class TemporalEnsembler:
     """ACT-style temporal ensembling: every step a new (K, A) chunk is predicted; the action
-    executed at time t averages every chunk's prediction for t, older chunks weighted
-    exp(-decay * age_rank) (decay 0 = plain mean)."""
+    executed at time t averages every chunk's prediction for t, the i-th oldest weighted
+    exp(-decay * i): decay > 0 trusts older predictions more (ACT), 0 is a plain mean, < 0
+    favours the newest."""
 
     def __init__(self, decay: float = 0.1):
         self.decay = decay
@@ -32,9 +33,9 @@ class ChunkExecutor:
     """Which actions of a predicted (K, A) chunk run now: the first `execute_steps` (None: all),
     or, with `ensemble`, one temporally ensembled action per prediction."""
 
-    def __init__(self, execute_steps: int | None = None, ensemble: bool = False):
+    def __init__(self, execute_steps: int | None = None, ensemble: bool = False, ensemble_decay: float = 0.1):
         self.execute_steps = execute_steps
-        self.ensembler = TemporalEnsembler() if ensemble else None
+        self.ensembler = TemporalEnsembler(ensemble_decay) if ensemble else None
 
     def reset(self) -> None:
         if self.ensembler:

@@ -11,9 +11,10 @@ class FlatVlaPolicy:
     `execute_steps` of it (None: the whole chunk) to run before asking again, or, with
     `ensemble`, one temporally ensembled action per step."""
 
-    def __init__(self, predictor, execute_steps: int | None = None, ensemble: bool = False):
+    def __init__(self, predictor, execute_steps: int | None = None, ensemble: bool = False,
+                 ensemble_decay: float = 0.1):
         self.predictor = predictor
-        self.executor = ChunkExecutor(execute_steps, ensemble)
+        self.executor = ChunkExecutor(execute_steps, ensemble, ensemble_decay)
         self.instruction = ""
 
     def reset(self, instruction: str) -> None:

@@ -19,6 +19,7 @@ class PolicyOptions:
     execute_steps: int | None = None  # None: half the chunk
     ensemble: bool = False
     plan_every: int = 8
+    ensemble_decay: float = 0.1  # with ensemble: the i-th oldest prediction weighs exp(-decay * i)
 
 
 def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Policy:
@@ -57,5 +58,7 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     predictor = VlaPredictor.load(directory)
     execute = options.execute_steps or max(1, predictor.chunk_size // 2)
     if options.flat or not predictor.has_planner:
-        return FlatVlaPolicy(predictor, execute_steps=execute, ensemble=options.ensemble)
-    return from_predictor(predictor, plan_every=options.plan_every, execute_steps=execute, ensemble=options.ensemble)
+        return FlatVlaPolicy(predictor, execute_steps=execute, ensemble=options.ensemble,
+                             ensemble_decay=options.ensemble_decay)
+    return from_predictor(predictor, plan_every=options.plan_every, execute_steps=execute, ensemble=options.ensemble,
+                          ensemble_decay=options.ensemble_decay)

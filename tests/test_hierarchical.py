@@ -70,3 +70,17 @@ def test_temporal_ensembling_averages_overlapping_predictions():
     second = ensembler.add_and_pick(np.array([[2.0], [4.0], [6.0]]))
     third = ensembler.add_and_pick(np.array([[8.0], [8.0], [8.0]]))
     assert first[0] == 0.0 and second[0] == pytest.approx(6.0) and third[0] == pytest.approx((20 + 4 + 8) / 3)
+
+
+def test_ensemble_decay_weights_newer_or_older_predictions():
+    chunks = [np.array([[0.0], [10.0]]), np.array([[20.0], [30.0]])]
+
+    def second_action(decay):
+        ensembler = TemporalEnsembler(decay=decay)
+        ensembler.add_and_pick(chunks[0])
+        return float(ensembler.add_and_pick(chunks[1])[0])  # averages 10 (older) and 20 (newer)
+
+    assert second_action(0.0) == pytest.approx(15.0)
+    assert second_action(1.0) < 15.0 < second_action(-1.0)
+    policy = HierarchicalPolicy(FakePlanner(["lift"]), FakeController(), ensemble=True, ensemble_decay=-2.0)
+    assert policy.executor.ensembler.decay == -2.0

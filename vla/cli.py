@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -273,13 +274,17 @@ def _add_policy_options(p) -> None:
     p.add_argument("--execute-steps", type=int, help="checkpoints: actions run per chunk (default: half)")
     p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
     p.add_argument("--plan-every", type=int, default=8, help="checkpoints: control steps between planner calls")
+    p.add_argument("--ensemble-decay", type=float, default=0.1,
+                   help="with --ensemble: the i-th oldest prediction weighs exp(-DECAY * i); < 0 favours the newest")
 
 
 def _policy_options(args):
     from sim.policy_loader import PolicyOptions
 
+    if not math.isfinite(args.ensemble_decay):
+        raise ValueError(f"--ensemble-decay must be a finite number, got {args.ensemble_decay}")
     return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
-                         plan_every=args.plan_every)
+                         plan_every=args.plan_every, ensemble_decay=args.ensemble_decay)
 
 
 def _add_offline_error_parser(sub) -> None:
