@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import signal
 import threading
 import types
 import time
@@ -203,6 +204,24 @@ class PolicyServer:
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self.server.wait_for_termination(timeout)
+
+
+def wait_for_stop_signal() -> str:
+    """Block the main thread until SIGTERM (systemd, docker stop, kill) or SIGINT (Ctrl-C); returns
+    the signal's name. Handlers are installed explicitly: a server started in the background of a
+    script inherits an ignored SIGINT, and Python's default SIGTERM would skip the graceful stop."""
+    received: list[str] = []
+    stop = threading.Event()
+
+    def on_signal(number, _frame):
+        received.append(signal.Signals(number).name)
+        stop.set()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, on_signal)
+    while not stop.wait(0.5):
+        pass
+    return received[0]
 
 
 def per_session_copies(build: Callable[[], Policy]) -> Callable[[], Policy]:

@@ -139,7 +139,7 @@ def _serve_spec(args):
 
 
 def cmd_serve(args) -> int:
-    from policies.server import per_session_copies, serve
+    from policies.server import per_session_copies, serve, wait_for_stop_signal
     from robots.transport import TlsConfig, read_token_file
     from sim.policy_loader import make_policy
 
@@ -162,31 +162,10 @@ def cmd_serve(args) -> int:
           f"{'token required' if token else 'no token'}); loading the policy ...", flush=True)
     handle.wait_ready()
     print("ready (health: SERVING)", flush=True)
-    signal_name = _wait_for_stop_signal()
+    signal_name = wait_for_stop_signal()
     print(f"{signal_name}: stopping; calls in flight get 2 s to finish", flush=True)
     handle.stop(grace=2.0)
     return 0
-
-
-def _wait_for_stop_signal() -> str:
-    """Block until SIGTERM (systemd, docker stop, kill) or SIGINT (Ctrl-C); returns its name.
-    Handlers are installed explicitly: a server started in the background of a script inherits
-    an ignored SIGINT, and Python's default SIGTERM would skip the graceful stop."""
-    import signal
-    import threading
-
-    received: list[str] = []
-    stop = threading.Event()
-
-    def on_signal(number, _frame):
-        received.append(signal.Signals(number).name)
-        stop.set()
-
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, on_signal)
-    while not stop.wait(0.5):
-        pass
-    return received[0]
 
 
 def cmd_robot(args) -> int:
