@@ -31,13 +31,13 @@ def gripper_judge(observation: Observation, subtask: str) -> bool:
 
 
 class HierarchicalPolicy:
-    def __init__(self, planner, controller, plan_every: int = 8, execute_steps: int = 4,
-                 ensemble: bool = False, subtask_done: Callable[[Observation, str], bool] = gripper_judge,
-                 ensemble_decay: float = 0.1):
-        """planner(obs, instruction) -> str; controller(obs, instruction, subtask) -> (K, A)."""
+    def __init__(self, planner, controller, plan_every: int = 8, executor: ChunkExecutor | None = None,
+                 subtask_done: Callable[[Observation, str], bool] = gripper_judge):
+        """planner(obs, instruction) -> str; controller(obs, instruction, subtask) -> (K, A);
+        executor: which actions of each chunk run (default: the first 4)."""
         self.planner, self.controller = planner, controller
         self.plan_every = plan_every
-        self.executor = ChunkExecutor(execute_steps, ensemble, ensemble_decay)
+        self.executor = executor or ChunkExecutor(execute_steps=4)
         self.subtask_done = subtask_done
         self.plan_calls = 0
         self.reset("")

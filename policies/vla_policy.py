@@ -7,14 +7,12 @@ from policies.chunking import ChunkExecutor
 
 
 class FlatVlaPolicy:
-    """Predicts a K-step chunk from (images, proprio, instruction) and hands back the first
-    `execute_steps` of it (None: the whole chunk) to run before asking again, or, with
-    `ensemble`, one temporally ensembled action per step."""
+    """Predicts a K-step chunk from (images, proprio, instruction) and hands back what the
+    executor picks from it to run before asking again (default: the whole chunk)."""
 
-    def __init__(self, predictor, execute_steps: int | None = None, ensemble: bool = False,
-                 ensemble_decay: float = 0.1):
+    def __init__(self, predictor, executor: ChunkExecutor | None = None):
         self.predictor = predictor
-        self.executor = ChunkExecutor(execute_steps, ensemble, ensemble_decay)
+        self.executor = executor or ChunkExecutor()
         self.instruction = ""
 
     def reset(self, instruction: str) -> None:

@@ -51,14 +51,14 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
 def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint {directory} does not exist; reproduce it with `make default-model`")
+    from policies.chunking import ChunkExecutor
     from policies.hierarchical import from_predictor
     from policies.vla_policy import FlatVlaPolicy
     from vla.inference import VlaPredictor
 
     predictor = VlaPredictor.load(directory)
     execute = options.execute_steps or max(1, predictor.chunk_size // 2)
+    executor = ChunkExecutor(execute, options.ensemble, options.ensemble_decay)
     if options.flat or not predictor.has_planner:
-        return FlatVlaPolicy(predictor, execute_steps=execute, ensemble=options.ensemble,
-                             ensemble_decay=options.ensemble_decay)
-    return from_predictor(predictor, plan_every=options.plan_every, execute_steps=execute, ensemble=options.ensemble,
-                          ensemble_decay=options.ensemble_decay)
+        return FlatVlaPolicy(predictor, executor)
+    return from_predictor(predictor, plan_every=options.plan_every, executor=executor)

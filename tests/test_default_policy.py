@@ -31,6 +31,8 @@ def test_default_policy_acts_in_simulation(env_cache):
     flat = make_policy("default", env, PolicyOptions(flat=True, execute_steps=2))
     flat.reset(obs["instruction"])
     assert flat.act(obs).actions.shape == (2, 8)
+    ensembled = make_policy("default", env, PolicyOptions(ensemble=True, ensemble_decay=-2.0))
+    assert ensembled.executor.ensembler.decay == -2.0
 
 
 def test_short_evaluation_end_to_end(tmp_path):

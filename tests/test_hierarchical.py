@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from policies.chunking import TemporalEnsembler
+from policies.chunking import ChunkExecutor, TemporalEnsembler
 from policies.hierarchical import HierarchicalPolicy, gripper_judge
 
 OBS = {"robot0_gripper_qpos": np.array([0.04, -0.04]), "instruction": "put the red cube on the green cube"}
@@ -27,7 +27,8 @@ class FakeController:
 
 def test_planner_runs_at_the_configured_rate_and_feeds_the_controller():
     planner, controller = FakePlanner(["reach the red cube", "grasp", "lift"]), FakeController()
-    policy = HierarchicalPolicy(planner, controller, plan_every=8, execute_steps=4, subtask_done=lambda o, s: False)
+    policy = HierarchicalPolicy(planner, controller, plan_every=8, executor=ChunkExecutor(4),
+                                subtask_done=lambda o, s: False)
     policy.reset(OBS["instruction"])
     subtasks = [policy.act(OBS).subtask for _ in range(6)]  # 24 control steps
     assert planner.calls == 3  # steps 0, 8, 16
@@ -39,7 +40,7 @@ def test_planner_runs_at_the_configured_rate_and_feeds_the_controller():
 def test_replans_as_soon_as_the_subtask_is_judged_done():
     planner, controller = FakePlanner(["grasp", "lift"]), FakeController()
     done = {"flag": False}
-    policy = HierarchicalPolicy(planner, controller, plan_every=100, execute_steps=4,
+    policy = HierarchicalPolicy(planner, controller, plan_every=100, executor=ChunkExecutor(4),
                                 subtask_done=lambda o, s: done["flag"])
     policy.reset("x")
     assert policy.act(OBS).subtask == "grasp" and policy.act(OBS).subtask == "grasp"
@@ -56,10 +57,10 @@ def test_gripper_judge():
 
 
 def test_executes_k_actions_or_one_ensembled_action():
-    policy = HierarchicalPolicy(FakePlanner(["lift"]), FakeController(), execute_steps=3)
+    policy = HierarchicalPolicy(FakePlanner(["lift"]), FakeController(), executor=ChunkExecutor(3))
     policy.reset("x")
     np.testing.assert_array_equal(policy.act(OBS).actions[:, 0], [0, 1, 2])
-    policy = HierarchicalPolicy(FakePlanner(["lift"]), FakeController(), ensemble=True)
+    policy = HierarchicalPolicy(FakePlanner(["lift"]), FakeController(), executor=ChunkExecutor(ensemble=True))
     policy.reset("x")
     assert policy.act(OBS).actions.shape == (1, 8)
 
@@ -82,5 +83,4 @@ def test_ensemble_decay_weights_newer_or_older_predictions():
 
     assert second_action(0.0) == pytest.approx(15.0)
     assert second_action(1.0) < 15.0 < second_action(-1.0)
-    policy = HierarchicalPolicy(FakePlanner(["lift"]), FakeController(), ensemble=True, ensemble_decay=-2.0)
-    assert policy.executor.ensembler.decay == -2.0
+    assert ChunkExecutor(ensemble=True, ensemble_decay=-2.0).ensembler.decay == -2.0

@@ -144,6 +144,7 @@ def test_bad_checkpoints_are_named(checkpoint, tmp_path):
 
 
 def test_planner_head_learns_the_subtask_and_the_hierarchy_runs(data_file, tmp_path):
+    from policies.chunking import ChunkExecutor
     from policies.hierarchical import from_predictor
 
     config = replace(SMALL, data=replace(SMALL.data, use_subtasks=True))
@@ -157,7 +158,7 @@ def test_planner_head_learns_the_subtask_and_the_hierarchy_runs(data_file, tmp_p
     plans = [predictor.plan({k: v[t] for k, v in episode.observations.items()}, episode.instruction)
              for t in range(6)]
     assert plans == episode.subtasks
-    policy = from_predictor(predictor, plan_every=2, execute_steps=1)
+    policy = from_predictor(predictor, plan_every=2, executor=ChunkExecutor(1))
     policy.reset(episode.instruction)
     chunk = policy.act({k: v[4] for k, v in episode.observations.items()})
     assert chunk.subtask == "grasp" and chunk.actions.shape == (1, 8)
