@@ -22,6 +22,11 @@ class PolicyOptions:
     ensemble_decay: float = 0.1  # with ensemble: the i-th oldest prediction weighs exp(-decay * i)
 
 
+def checkpoint_dir(spec: str) -> Path:
+    """The directory a --policy names: the shipped checkpoint for `default`, else the path as given."""
+    return DEFAULT_CHECKPOINT if spec == "default" else Path(spec)
+
+
 def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Policy:
     """`expert` (privileged scripted expert, sim only), `hold` (keeps the current pose),
     `default` (the shipped checkpoint), a checkpoint directory, or `grpc://HOST:PORT` (a policy
@@ -44,7 +49,7 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
 
         return HoldPolicy()
     if spec == "default" or Path(spec).is_dir():
-        return checkpoint_policy(DEFAULT_CHECKPOINT if spec == "default" else Path(spec), options)
+        return checkpoint_policy(checkpoint_dir(spec), options)
     raise ValueError(f"unknown policy {spec!r}; available now: {', '.join(KNOWN)}")
 
 

@@ -105,10 +105,10 @@ def cmd_bench(args) -> int:
 def cmd_offline_error(args) -> int:
     from pathlib import Path
 
-    from sim.policy_loader import DEFAULT_CHECKPOINT
+    from sim.policy_loader import checkpoint_dir
     from vla.offline_error import format_offline_error, offline_error
 
-    checkpoint = DEFAULT_CHECKPOINT if args.policy == "default" else Path(args.policy)
+    checkpoint = checkpoint_dir(args.policy)
     if not (checkpoint / "config.json").is_file():
         raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json); "
                                 "pass `default` or a directory written by `vla train`")
@@ -122,12 +122,10 @@ def cmd_offline_error(args) -> int:
 
 def _serve_spec(args):
     """The robot spec a served policy expects: a checkpoint's own robot and cameras, else --robot."""
-    from pathlib import Path
-
     from robots.spec import get_robot_spec
-    from sim.policy_loader import DEFAULT_CHECKPOINT
+    from sim.policy_loader import checkpoint_dir
 
-    config_file = (DEFAULT_CHECKPOINT if args.policy == "default" else Path(args.policy)) / "config.json"
+    config_file = checkpoint_dir(args.policy) / "config.json"
     if args.policy == "hold" or not config_file.is_file():
         return get_robot_spec(args.robot or "panda", image_size=args.image_size)
     from vla.config import VlaConfig
