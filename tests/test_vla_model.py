@@ -13,7 +13,7 @@ from sim.episode import Episode
 from vla.checkpoint import load_checkpoint
 from vla.config import DataConfig, TinyModelConfig, VlaConfig
 from vla.inference import VlaPredictor
-from vla.train import TrainConfig, learning_rate, train
+from vla.train import TrainConfig, learning_rate, snapshot_dir, train
 
 SIZE = 32
 SMALL = VlaConfig(
@@ -92,6 +92,27 @@ def test_checkpoint_files_and_resume_continue_the_same_run(data_file, tmp_path):
         torch.testing.assert_close(full[key], split[key], rtol=1e-5, atol=1e-6)
     with pytest.raises(FileExistsError, match="--resume"):
         train([data_file], tmp_path / "full", SMALL, cfg, progress=False)
+
+
+def test_snapshots_keep_every_nth_step_and_an_ema_that_survives_resume(data_file, tmp_path):
+    cfg = TrainConfig(steps=3, batch_size=4, save_every=2, eval_every=10**6, warmup_steps=1, snapshot_every=1,
+                      ema_decay=0.5)
+    train([data_file], tmp_path / "full", SMALL, cfg, progress=False)
+    raw = [load_file(snapshot_dir(tmp_path / "full", step) / "model.safetensors") for step in (1, 2, 3)]
+    ema = load_file(snapshot_dir(tmp_path / "full", 3, ema=True) / "model.safetensors")
+    final = load_file(tmp_path / "full" / "model.safetensors")
+    for key in final:
+        torch.testing.assert_close(raw[2][key], final[key])
+        expected = 0.5 * (0.5 * raw[0][key] + 0.5 * raw[1][key]) + 0.5 * raw[2][key]  # first update copies
+        torch.testing.assert_close(ema[key], expected, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(ema[key], final[key]) for key in final)
+    VlaPredictor.load(snapshot_dir(tmp_path / "full", 3, ema=True))  # a complete checkpoint
+
+    train([data_file], tmp_path / "split", SMALL, replace(cfg, steps=2), progress=False)
+    train([data_file], tmp_path / "split", SMALL, cfg, resume=True, progress=False)
+    resumed = load_file(snapshot_dir(tmp_path / "split", 3, ema=True) / "model.safetensors")
+    for key in ema:
+        torch.testing.assert_close(resumed[key], ema[key], rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,37 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_select(args) -> int:
+    from dataclasses import asdict
+
+    from sim import checkpoint_selection as selection
+
+    snapshots = _chosen_snapshots(selection.list_snapshots(args.run), args.snapshot, args.run)
+    options = _policy_options(args)
+    print(f"{len(snapshots)} snapshots x {len(args.task)} task(s) x {args.episodes} episodes, seeds {args.seed}+",
+          flush=True)
+    successes_of = selection.count_successes(args.episodes, seed=args.seed, workers=args.workers, options=options,
+                                             env_config=_env_config(args))
+    report = selection.select_checkpoint(snapshots, args.task, args.episodes, successes_of,
+                                         on_row=lambda row: print(selection.format_row(row), flush=True))
+    report.update(seed=args.seed, policy_options=asdict(options))
+    print(selection.format_selection(report).splitlines()[-1])
+    if args.json:
+        selection.write_selection(report, args.json)
+        print(f"report written to {args.json}")
+    return 0
+
+
+def _chosen_snapshots(snapshots, names: list[str] | None, run: str):
+    if not names:
+        return snapshots
+    unknown = sorted(set(names) - {s.name for s in snapshots})
+    if unknown:
+        raise ValueError(f"no snapshot {', '.join(unknown)} in {run}/snapshots; "
+                         f"there are: {', '.join(s.name for s in snapshots)}")
+    return [s for s in snapshots if s.name in names]
+
+
 def cmd_replay(args) -> int:
     from sim.replay import format_replay, replay_file
 
@@ -70,7 +101,8 @@ def cmd_train(args) -> int:
                       action_mode=args.action_mode)
     config = VlaConfig(backbone=args.backbone, decoding=args.decoding, data=data, lora_rank=args.lora_rank)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                      save_every=args.save_every, eval_every=args.eval_every, seed=args.seed)
+                      save_every=args.save_every, eval_every=args.eval_every, seed=args.seed,
+                      snapshot_every=args.snapshot_every, ema_decay=args.ema_decay)
     metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
@@ -227,8 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, _add_convert_parser,
-                _add_train_parser, _add_offline_error_parser, _add_bench_parser, _add_serve_parser,
-                _add_robot_parser):
+                _add_train_parser, _add_select_parser, _add_offline_error_parser, _add_bench_parser,
+                _add_serve_parser, _add_robot_parser):
         add(sub)
     return parser
 
@@ -262,6 +294,19 @@ def _policy_options(args):
         raise ValueError(f"--ensemble-decay must be a finite number, got {args.ensemble_decay}")
     return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
                          plan_every=args.plan_every, ensemble_decay=args.ensemble_decay)
+
+
+def _add_select_parser(sub) -> None:
+    p = sub.add_parser("select", help="rank a training run's snapshots by closed-loop success in simulation")
+    p.add_argument("--run", required=True, help="a `vla train --snapshot-every N` output directory")
+    p.add_argument("--task", action="append", required=True, help="task to evaluate on (repeatable)")
+    p.add_argument("--snapshot", action="append", metavar="NAME", help="only this snapshot, e.g. step_002000-ema "
+                   "(repeatable; default: all)")
+    p.add_argument("--episodes", type=int, default=20, help="episodes per task and snapshot")
+    p.add_argument("--json", help="write the ranking (JSON) here")
+    _add_policy_options(p)
+    _add_run_options(p)
+    p.set_defaults(func=cmd_select, seed=200000)
 
 
 def _add_offline_error_parser(sub) -> None:
@@ -327,6 +372,10 @@ def _add_train_parser(sub) -> None:
                    "(for hierarchical policies; a flat policy is trained without)")
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--snapshot-every", type=int, default=0, metavar="N",
+                   help="also keep the weights of every N-th step in OUT/snapshots/step_NNNNNN (for `vla select`)")
+    p.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
+                   help="with --snapshot-every, also snapshot a moving average of the weights (e.g. 0.999)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--quiet", action="store_true")

@@ -34,6 +34,8 @@ class TrainConfig:
     eval_batches: int = 4
     seed: int = 0
     augment: bool = True
+    snapshot_every: int = 0  # also keep the weights of every N-th step under OUT/snapshots/ (0: off)
+    ema_decay: float = 0.0  # and an exponential moving average of them (e.g. 0.999; 0: off)
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -165,6 +167,7 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
+    ema = _make_ema(model, cfg.ema_decay, state)
     wrapped = _wrap_ddp(model, runtime)
     logger = _Logger(out, cfg, start, progress and runtime.is_main) if runtime.is_main else None
     metrics: dict = {}
@@ -172,17 +175,48 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
         batch = sample_batch(train_set, cfg, step, runtime.rank, cfg.augment)
         metrics = train_step(wrapped, batch, optimizer, step, cfg, config.decoding, runtime)
         done = step + 1
+        if ema is not None:
+            ema.update_parameters(model)
         if logger:
             logger.log_train(done, metrics, batch.size * runtime.world_size)
         if logger and (done % cfg.eval_every == 0 or done == cfg.steps):
             logger.log_valid(done, validate(model, valid_set, cfg, config.decoding, runtime))  # no DDP collectives
+        if runtime.is_main and cfg.snapshot_every and (done % cfg.snapshot_every == 0 or done == cfg.steps):
+            _save_snapshots(out, done, model, ema, config, stats)
         if runtime.is_main and (done % cfg.save_every == 0 or done == cfg.steps):
-            save_checkpoint(out, model, config, stats,
-                            {"step": done, "optimizer": optimizer.state_dict(), "train_config": asdict(cfg)})
+            training_state = {"step": done, "optimizer": optimizer.state_dict(), "train_config": asdict(cfg)}
+            if ema is not None:
+                training_state["ema"] = ema.state_dict()
+            save_checkpoint(out, model, config, stats, training_state)
     if logger:
         metrics = {**metrics, **logger.close()}
     _finish_ddp(runtime)
     return metrics
+
+
+def snapshot_dir(out: str | Path, step: int, ema: bool = False) -> Path:
+    """Where --snapshot-every keeps step `step`'s weights (a complete checkpoint directory)."""
+    return Path(out) / "snapshots" / f"step_{step:06d}{'-ema' if ema else ''}"
+
+
+def _save_snapshots(out: Path, step: int, model, ema, config: VlaConfig, stats) -> None:
+    save_checkpoint(snapshot_dir(out, step), model, config, stats)
+    if ema is not None:
+        save_checkpoint(snapshot_dir(out, step, ema=True), ema.module, config, stats)
+
+
+def _make_ema(model, decay: float, state: dict | None):
+    """A moving average of the weights (torch's AveragedModel), restored from a resumed run's state."""
+    if not decay:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"--ema-decay must be in (0, 1), got {decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if state is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])
+    return ema
 
 
 def _finish_ddp(runtime: Runtime) -> None:
