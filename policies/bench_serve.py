@@ -7,7 +7,8 @@ started here (spawned, ports chosen free at run time, shut down at the end):
     fastapi    OpenVLA-style FastAPI + JSON on uvicorn (policies/bench_comparators.py)
     grpc_floor bare grpcio answering fixed reply bytes to the same request bytes (no parsing, validation,
                sessions or policy): the library's own ceiling, to tell grpcio's cost from this project's
-One payload for all: two 128x128 RGB cameras (RAW_RGB8 on gRPC), 7 joints and the gripper.
+One payload for all: two 128x128 RGB cameras (RAW_RGB8 on gRPC), 7 joints and the gripper (policies/bench_setup.py;
+the clients: policies/bench_clients.py; the tables: policies/bench_serve_report.py).
 
 Measured (clients are threads of this process, each with its own connection and session):
 - round-trip latency p50/p99 of one client: gRPC unary Act, gRPC bidi StreamActions, each comparator,
@@ -26,88 +27,16 @@ import multiprocessing
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 import numpy as np
 
-from policies.base import ActionChunk
-from policies.bench_serve_report import _percentiles, build_report, format_serve, machine_info  # noqa: F401
+from policies.bench_clients import ComparatorClient, GrpcStreamClient, GrpcUnaryClient, InProcessClient
+from policies.bench_serve_report import build_report, machine_info
+from policies.bench_setup import (COMPARATORS, CONCURRENCY, SERVERS, WARMUP_REQUESTS, NullPolicy, bench_spec,
+                                  comparator_observation, floor_messages, grpc_messages, make_payload)
 
-CHUNK_SHAPE = (8, 8)
-IMAGE_SIZE = 128
-CAMERAS = ("agentview", "robot0_eye_in_hand")
-CONCURRENCY = (1, 4, 16)
-WARMUP_REQUESTS = 10
-INSTRUCTION = "benchmark the wire"
-SERVERS = ("grpc", "websocket", "fastapi", "grpc_floor")
-COMPARATORS = ("websocket", "fastapi")
-LABELS = {"grpc": "gRPC vla.v1 (unary Act)", "websocket": "openpi-style websocket+msgpack",
-          "fastapi": "OpenVLA-style FastAPI+JSON", "grpc_floor": "bare grpcio, fixed bytes (floor)"}
-TARGET_OVERHEAD_MS = 1.0
-TARGET_THROUGHPUT_RATIO = 2.0
 START_TIMEOUT_S = 120.0
-
-
-class NullPolicy:
-    """Answers every observation with the same (8, 8) chunk, instantly."""
-
-    CHUNK = ActionChunk(np.linspace(0.0, 1.0, CHUNK_SHAPE[0] * CHUNK_SHAPE[1], dtype=np.float32)
-                        .reshape(CHUNK_SHAPE), subtask="null")
-    chunk_size = CHUNK_SHAPE[0]
-
-    def reset(self, instruction: str) -> None:
-        self.instruction = instruction
-
-    def act(self, observation) -> ActionChunk:
-        return self.CHUNK
-
-
-def bench_spec():
-    from robots.spec import get_robot_spec
-
-    spec = get_robot_spec("panda", image_size=IMAGE_SIZE, cameras=CAMERAS)
-    if spec.action_dim != CHUNK_SHAPE[1]:
-        raise RuntimeError(f"the null chunk is {CHUNK_SHAPE}, the panda takes {spec.action_dim} values per action")
-    return spec
-
-
-def make_payload(seed: int = 0) -> dict:
-    """images {camera: (128, 128, 3) uint8}, joints (7,) rad, gripper in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    images = {camera: rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8) for camera in CAMERAS}
-    joints = rng.uniform(-1.0, 1.0, 7)
-    return {"images": images, "joints": joints, "gripper": 0.25}
-
-
-def comparator_observation(payload: dict) -> dict:
-    """The payload as the comparators send it: the simulator's observation dict of numpy arrays."""
-    from robots.codec import gripper_to_finger_qpos
-    from robots.spec import PANDA_FINGER_OPEN
-
-    observation = {f"{camera}_image": image for camera, image in payload["images"].items()}
-    observation["robot0_joint_pos"] = np.asarray(payload["joints"], dtype=np.float64)
-    observation["robot0_gripper_qpos"] = gripper_to_finger_qpos(payload["gripper"], PANDA_FINGER_OPEN)
-    observation["instruction"] = INSTRUCTION
-    return observation
-
-
-def grpc_messages(payload: dict):
-    """The ActRequest a client sends for `payload` and the ActResponse the server answers the null chunk with."""
-    from robots.codec import encode_actions, encode_observation
-    from robots.proto.vla.v1 import policy_pb2 as pb
-
-    request = pb.ActRequest(session_id="0" * 32, sequence=1, observation=encode_observation(
-        payload["images"], payload["joints"], payload["gripper"], 1.0))
-    reply = pb.ActResponse(sequence=1, actions=encode_actions(NullPolicy.CHUNK.actions), subtask="null",
-                           inference_ms=0.01, expires_in_ms=450.0)
-    return request, reply
-
-
-def floor_messages() -> tuple[bytes, bytes]:
-    """Serialized request and reply bytes for the bare-grpcio floor, byte for byte what vla.v1 carries."""
-    request, reply = grpc_messages(make_payload())
-    return request.SerializeToString(), reply.SerializeToString()
 
 
 # -- server processes ----------------------------------------------------------------------
@@ -188,111 +117,6 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-# -- clients: each has act() (one round trip, both codecs included) and close() ---------------
-class GrpcUnaryClient:
-    def __init__(self, port: int, spec, payload: dict):
-        from robots.connection import PolicyConnection
-
-        self.payload = payload
-        self.connection = PolicyConnection(f"127.0.0.1:{port}", spec, robot_instance=f"bench-{uuid.uuid4().hex}",
-                                           timeout_s=10.0)
-        self.connection.start(INSTRUCTION)
-
-    def act(self) -> np.ndarray:
-        p = self.payload
-        return self.connection.act(p["images"], p["joints"], p["gripper"]).actions
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-class GrpcStreamClient:
-    """One long-lived StreamActions call: put a request, wait for its response."""
-
-    def __init__(self, port: int, spec, payload: dict):
-        import queue
-
-        from robots.connection import PolicyConnection
-
-        self.payload, self.spec = payload, spec
-        self.connection = PolicyConnection(f"127.0.0.1:{port}", spec, robot_instance=f"bench-{uuid.uuid4().hex}",
-                                           timeout_s=10.0)
-        self.session_id = self.connection.start(INSTRUCTION)
-        self.requests: queue.SimpleQueue = queue.SimpleQueue()
-        self.sequence = 0
-
-        def request_iterator():
-            while (request := self.requests.get()) is not None:
-                yield request
-
-        self.responses = self.connection.stub.StreamActions(request_iterator())
-
-    def act(self) -> np.ndarray:
-        from robots.codec import decode_actions, encode_observation
-        from robots.proto.vla.v1 import policy_pb2 as pb
-
-        p = self.payload
-        self.sequence += 1
-        observation = encode_observation(p["images"], p["joints"], p["gripper"], time.monotonic())
-        self.requests.put(pb.ActRequest(session_id=self.session_id, sequence=self.sequence,
-                                        observation=observation))
-        reply = next(self.responses)
-        if reply.sequence != self.sequence:
-            raise RuntimeError(f"StreamActions answered sequence {reply.sequence} to {self.sequence}")
-        return decode_actions(reply.actions, self.spec)
-
-    def close(self) -> None:
-        self.requests.put(None)
-        for _ in self.responses:  # drain: the server ends the stream once our requests end
-            pass
-        self.connection.close()
-
-
-class InProcessClient:
-    """The servicer's own Act path called directly: everything gRPC does minus the wire and serialization."""
-
-    def __init__(self, spec, payload: dict):
-        from policies.server import PolicyServicer
-        from robots.proto.vla.v1 import policy_pb2 as pb
-
-        self.payload, self.spec = payload, spec
-        self.servicer = PolicyServicer(NullPolicy, spec, max_concurrent=max(CONCURRENCY), lease_ms=600_000)
-        self.servicer.load()
-        session = self.servicer._start_session(pb.StartSessionRequest(robot=spec.name, instruction=INSTRUCTION))
-        self.session_id, self.sequence = session.session_id, 0
-
-    def act(self) -> np.ndarray:
-        from robots.codec import decode_actions, encode_observation
-        from robots.proto.vla.v1 import policy_pb2 as pb
-
-        p = self.payload
-        self.sequence += 1
-        observation = encode_observation(p["images"], p["joints"], p["gripper"], time.monotonic())
-        reply = self.servicer._act(pb.ActRequest(session_id=self.session_id, sequence=self.sequence,
-                                                 observation=observation))
-        return decode_actions(reply.actions, self.spec)
-
-    def close(self) -> None:
-        pass
-
-
-class ComparatorClient:
-    def __init__(self, kind: str, port: int, observation: dict):
-        from policies import bench_comparators as comparators
-
-        self.observation = observation
-        self.client = comparators.WebsocketClient(port) if kind == "websocket" else comparators.HttpJsonClient(port)
-
-    def act(self) -> np.ndarray:
-        actions = self.client.act(self.observation)
-        if actions.shape != CHUNK_SHAPE:
-            raise RuntimeError(f"expected a {CHUNK_SHAPE} chunk, got {actions.shape}")
-        return actions
-
-    def close(self) -> None:
-        self.client.close()
 
 
 # -- measurements --------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """Report side of `vla bench serve` (policies/bench_serve.py): machine info, the summary sections built from the
-raw measurements, and the text tables. Constants are read from policies.bench_serve at call time (that module
-imports this one)."""
+raw measurements, and the text tables."""
 
 from __future__ import annotations
 
@@ -9,6 +8,9 @@ import platform
 from importlib import metadata
 
 import numpy as np
+
+from policies.bench_setup import (CAMERAS, CHUNK_SHAPE, COMPARATORS, CONCURRENCY, IMAGE_SIZE, LABELS,
+                                  TARGET_OVERHEAD_MS, TARGET_THROUGHPUT_RATIO, WARMUP_REQUESTS)
 
 
 def _percentiles(times: list[float]) -> dict:
@@ -40,9 +42,6 @@ def machine_info() -> dict:
 def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, request_bytes: dict,
                  servers: dict, *, seconds: float, repeats: int, concurrency: tuple[int, ...]) -> dict:
     """The report sections (config, grpc, comparators, ratios, targets) from the raw measurements."""
-    from policies.bench_serve import (CAMERAS, COMPARATORS, CONCURRENCY, IMAGE_SIZE, LABELS, TARGET_OVERHEAD_MS,
-                                      TARGET_THROUGHPUT_RATIO, WARMUP_REQUESTS)
-
     latency = {name: {**_percentiles(times), "p50_per_repeat_ms": latency_repeat_p50[name]}
                for name, times in latency_samples.items()}
     throughput = {kind: {str(n): {"requests_per_s": float(np.median(values)), "per_repeat": values}
@@ -91,8 +90,6 @@ def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, r
 
 def format_serve(report: dict) -> str:
     """The report dict as the text tables `vla bench serve` prints."""
-    from policies.bench_serve import CHUNK_SHAPE, IMAGE_SIZE, LABELS
-
     grpc, comps, ratios, config = report["grpc"], report["comparators"], report["ratios"], report["config"]
     machine = report["machine"]
     levels = [str(n) for n in config["concurrency"]]

@@ -117,7 +117,8 @@ def cmd_bench(args) -> int:
         report = bench_inference(repeats=50 if args.repeats is None else args.repeats)
         print(format_inference(report))
     elif args.what == "serve":
-        from policies.bench_serve import bench_serve, format_serve
+        from policies.bench_serve import bench_serve
+        from policies.bench_serve_report import format_serve
 
         report = bench_serve(seconds=args.seconds, repeats=3 if args.repeats is None else args.repeats,
                              progress=None if args.quiet else (lambda message: print(message, file=sys.stderr)))
