@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from sim.approach import summarize_failures
 from sim.env import EnvConfig
 from sim.parallel import WorkerSpec, run_seeds
 from sim.policy_loader import PolicyOptions
@@ -27,7 +28,7 @@ def evaluate(task: str, policy: str, episodes: int, *, seed: int = 0, workers: i
     details = []
     for result in _progress(run_seeds(spec, range(seed, seed + episodes), workers), episodes, progress):
         details.append({"seed": result.seed, "success": bool(result.success), "steps": result.steps,
-                        "instruction": result.instruction})
+                        "instruction": result.instruction, **result.approach})
     report = build_report(task, policy, seed, details, time.perf_counter() - started, video_dir)
     if policy not in ("expert", "hold"):
         report["policy_options"] = asdict(policy_options)
@@ -42,7 +43,7 @@ def build_report(task: str, policy: str, seed: int, details: list[dict], wall_s:
         "task": task, "policy": policy, "episodes": len(details), "successes": successes,
         "success_rate": successes / len(details), "ci95": [round(low, 4), round(high, 4)], "seed": seed,
         "mean_steps": sum(d["steps"] for d in details) / len(details), "wall_s": round(wall_s, 2),
-        "episodes_detail": details,
+        "failures": summarize_failures(details), "episodes_detail": details,
     }
     if video_dir is not None:
         report["video_dir"] = str(video_dir)
@@ -54,6 +55,11 @@ def format_summary(report: dict) -> str:
             ("successes", report["successes"]), ("success rate", f"{report['success_rate']:.1%}"),
             ("95% CI (Wilson)", f"[{report['ci95'][0]:.1%}, {report['ci95'][1]:.1%}]"),
             ("mean steps", f"{report['mean_steps']:.1f}"), ("wall time", f"{report['wall_s']:.1f} s")]
+    failures = report.get("failures") or {}
+    if failures.get("failed"):
+        offset = failures["median_approach_offset_cm"]
+        rows.append(("failures", f"{failures['never_closed_gripper']} of {failures['failed']} never closed the gripper"
+                     + ("" if offset is None else f"; median approach offset {offset:.1f} cm")))
     if "video_dir" in report:
         rows.append(("videos", report["video_dir"]))
     width = max(len(name) for name, _ in rows)

@@ -8,6 +8,7 @@ import numpy as np
 
 from policies.base import ActionChunk, Policy
 from sim.action_noise import ActionNoise
+from sim.approach import ApproachTracker
 from sim.episode import Episode
 
 STATE_KEYS = ("robot0_joint_pos", "robot0_gripper_qpos", "robot0_eef_pos", "robot0_eef_quat")
@@ -22,6 +23,7 @@ class RolloutResult:
     episode: Episode | None = None
     frames: list[np.ndarray] = field(default_factory=list)  # front|wrist side by side, (H, 2W, 3)
     subtasks: list[str] = field(default_factory=list)
+    approach: dict = field(default_factory=dict)  # sim.approach.ApproachTracker.summary()
 
 
 class EpisodeRecorder:
@@ -61,6 +63,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
     policy.reset(env.instruction)
     recorder = EpisodeRecorder() if record else None
     result = RolloutResult(seed=seed, success=False, steps=0, instruction=env.instruction)
+    approach = ApproachTracker(env)
     done = False
     while not done:
         chunk = policy.act(obs)
@@ -69,6 +72,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
             state = env.mujoco_state() if record else None
             if video:
                 result.frames.append(np.concatenate([obs[k] for k in _image_keys(obs)], axis=1))
+            approach.observe(obs, action)
             next_obs, reward, terminated, truncated, _ = env.step(perturb(action) if perturb else action)
             done = terminated or truncated
             result.subtasks.append(chunk.subtask)
@@ -79,6 +83,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
                 break
     result.success = env.is_success()
     result.steps = env.steps
+    result.approach = approach.summary()
     if recorder:
         result.episode = recorder.to_episode(env, result.subtasks, result.success)
         result.episode.extra_attrs.update(noise.attrs() if noise else {})

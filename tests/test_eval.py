@@ -32,6 +32,8 @@ def test_eval_writes_json_and_videos(tmp_path, capsys):
     assert report["ci95"] == pytest.approx(list(wilson_interval(2, 2)), abs=1e-4)
     assert [d["seed"] for d in report["episodes_detail"]] == [5, 6]
     assert all(d["success"] and d["steps"] > 0 for d in report["episodes_detail"])
+    assert all(d["closed_gripper"] and d["approach_offset_cm"] < 2.0 for d in report["episodes_detail"])
+    assert report["failures"] == {"failed": 0, "never_closed_gripper": 0, "median_approach_offset_cm": None}
     videos = sorted(video_dir.glob("*.mp4"))
     assert len(videos) == 2
     frames = imageio.mimread(videos[0], memtest=False)
@@ -39,12 +41,27 @@ def test_eval_writes_json_and_videos(tmp_path, capsys):
     assert frames[0].shape[0] > 2 * 64  # caption bar above the upscaled cameras
 
 
-def test_hold_policy_fails_and_is_reported(tmp_path):
+def test_hold_policy_fails_and_is_reported(tmp_path, capsys):
     report_path = tmp_path / "hold.json"
     assert main(["eval", "--task", "pick-color", "--policy", "hold", "--episodes", "1", "--image-size", "32",
                  "--json", str(report_path), "--quiet"]) == 0
     report = json.loads(report_path.read_text())
     assert report["successes"] == 0 and report["episodes_detail"][0]["steps"] == 150
+    detail = report["episodes_detail"][0]
+    assert detail["closed_gripper"] is False and detail["approach_offset_cm"] > 2.0  # the arm stays at home
+    assert report["failures"]["failed"] == 1 and report["failures"]["never_closed_gripper"] == 1
+    assert "1 of 1 never closed the gripper" in capsys.readouterr().out
+
+
+def test_failures_are_summarized_from_the_episodes():
+    from sim.approach import summarize_failures
+
+    details = [{"success": True, "closed_gripper": True, "approach_offset_cm": 1.0},
+               {"success": False, "closed_gripper": False, "approach_offset_cm": 9.0},
+               {"success": False, "closed_gripper": True, "approach_offset_cm": 5.0},
+               {"success": False, "closed_gripper": False, "approach_offset_cm": None},
+               {"success": False, "steps": 3}]  # a report written before these fields: not counted
+    assert summarize_failures(details) == {"failed": 3, "never_closed_gripper": 2, "median_approach_offset_cm": 7.0}
 
 
 def test_unknown_policy_is_a_clear_error(capsys):

@@ -1,0 +1,42 @@
+"""Where a rollout's gripper went relative to the cube it had to pick: the failure analysis of `vla eval`.
+
+Per episode: whether the policy ever commanded the gripper closed, and the sideways (x-y) distance
+between the gripper and the target cube at the step where the gripper was nearest the cube's height,
+the lowest point of the approach. A policy that descends beside the cube shows a large offset; one
+that grasps shows ~1-2 cm. Reads privileged simulator state, so it exists only in simulation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GRIPPER_CLOSE_COMMAND = 0.5  # action[-1] above this closes the gripper (sim/env.py)
+
+
+class ApproachTracker:
+    def __init__(self, env):
+        self.env = env
+        self.target = env.goal.target if env.goal.target in env.task.cube_bodies else None
+        self.closed = False
+        self.best_height_gap, self.offset_m = np.inf, None
+
+    def observe(self, obs: dict, action: np.ndarray) -> None:
+        self.closed = self.closed or float(action[-1]) > GRIPPER_CLOSE_COMMAND
+        if self.target is None:
+            return
+        cube, _ = self.env.cube_pose(self.target)
+        gap = cube - np.asarray(obs["robot0_eef_pos"])
+        if abs(gap[2]) < self.best_height_gap:
+            self.best_height_gap, self.offset_m = abs(gap[2]), float(np.linalg.norm(gap[:2]))
+
+    def summary(self) -> dict:
+        offset = None if self.offset_m is None else round(100 * self.offset_m, 2)
+        return {"closed_gripper": self.closed, "approach_offset_cm": offset}
+
+
+def summarize_failures(details: list[dict]) -> dict:
+    """How the failed episodes of an eval report failed (None where no episode failed)."""
+    failed = [d for d in details if not d["success"] and "closed_gripper" in d]
+    offsets = [d["approach_offset_cm"] for d in failed if d.get("approach_offset_cm") is not None]
+    return {"failed": len(failed), "never_closed_gripper": sum(not d["closed_gripper"] for d in failed),
+            "median_approach_offset_cm": round(float(np.median(offsets)), 2) if offsets else None}
