@@ -26,7 +26,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q --durations=10
 
 # Reproduces the shipped default checkpoint (policies/checkpoints/default): demonstrations for
-# the four tasks, then the tiny VLA with its planner head, on CPU.
+# the four tasks, then the tiny VLA with its planner head, on CPU. The snapshots it keeps
+# (runs/default/snapshots/) are for `vla select`; they do not change the shipped weights.
 DEFAULT_DATA := data/lift.hdf5 data/pick-color.hdf5 data/stack.hdf5 data/place-color.hdf5
 DEFAULT_STEPS ?= 3000
 
@@ -42,7 +43,8 @@ data/%.hdf5: | $(STAMP)
 .PHONY: default-model
 default-model: $(DEFAULT_DATA)
 	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/default --subtasks --action-mode absolute --steps $(DEFAULT_STEPS) \
-		--batch-size 32 --chunk-size 8 --save-every 500 --eval-every 250
+		--batch-size 32 --chunk-size 8 --save-every 500 --eval-every 250 \
+		--snapshot-every 250 --ema-decay 0.998
 	@mkdir -p policies/checkpoints/default
 	cp runs/default/config.json runs/default/model.safetensors runs/default/norm_stats.json \
 		runs/default/tokenizer.json runs/default/metrics.csv policies/checkpoints/default/
