@@ -86,6 +86,7 @@ def test_offline_error_scores_the_shipped_checkpoint_against_holding_still(tmp_p
     report = json.loads(report_path.read_text())
     assert report["demos"] == 2 and report["frames"] >= 30  # no validation demo in 2: all are scored
     assert report["joint_error_rad"] < report["hold_error_rad"]  # the model knows where the expert goes next
+    assert report["other_images_error_rad"] > report["joint_error_rad"]  # ... from what its cameras see
     assert 0.0 <= report["gripper_mismatch"] < 0.5
     assert main(["offline-error", "--policy", str(tmp_path), "--data", str(data)]) == 2
     assert "not a checkpoint directory" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 
 Each sampled frame of a validation demo (`/mask/valid`) is given to the controller without a
 subtask (flat), and its chunk is compared with the demo's next K recorded actions. The same
-frames scored by "keep the current joints" give the baseline the model has to beat. Cheap to
+frames scored by "keep the current joints" give the baseline the model has to beat, and the same
+frames with the camera images of another validation demo (same step, the cube elsewhere) tell how
+much the chunk depends on what the cameras see. Cheap to
 run, but it does not rank closed-loop success (README, Results): use it to catch a broken model,
 and `vla eval` to compare good ones.
 """
@@ -25,6 +27,7 @@ class OfflineError:
     frames: int
     joint_error_rad: float  # mean |predicted - recorded| joint target over each chunk
     hold_error_rad: float  # the same for "keep the current joints"
+    other_images_error_rad: float | None  # the model given another demo's images (None: one demo only)
     gripper_mismatch: float  # fraction of actions whose open / closed command disagrees
 
     def to_dict(self) -> dict:
@@ -40,22 +43,38 @@ def offline_error(checkpoint: str | Path, dataset: str | Path, every: int = 6, m
     info = open_dataset(dataset)
     _, valid = split_masks(list(info.demo_names))
     names = (valid or list(info.demo_names))[:max_demos]
-    joint, hold, gripper = [], [], []
-    for name in names:
-        episode = read_episode(dataset, name)
+    episodes = [read_episode(dataset, name) for name in names]
+    joint, hold, gripper, other_images = [], [], [], []
+    for index, episode in enumerate(episodes):
+        other = episodes[(index + 1) % len(episodes)] if len(episodes) > 1 else None
         for t in range(0, episode.num_samples, every):
             frame = {key: value[t] for key, value in episode.observations.items()}
-            chunk = predictor.predict(frame, episode.instruction)
-            recorded = episode.actions[t:t + len(chunk)]
-            predicted = chunk[:len(recorded)]
-            joint.append(np.abs(predicted[:, :-1] - recorded[:, :-1]).mean())
+            recorded = episode.actions[t:t + predictor.chunk_size]
+            predicted = predictor.predict(frame, episode.instruction)[:len(recorded)]
+            joint.append(_joint_error(predicted, recorded))
             hold.append(np.abs(frame["robot0_joint_pos"] - recorded[:, :-1]).mean())
             gripper.append(np.mean((predicted[:, -1] > 0.5) != (recorded[:, -1] > 0.5)))
+            if other is not None and t < other.num_samples:
+                swapped = {**frame, **{key: other.observations[key][t] for key in frame if key.endswith("_image")}}
+                other_images.append(_joint_error(predictor.predict(swapped, episode.instruction)[:len(recorded)],
+                                                 recorded))
     return OfflineError(str(checkpoint), str(dataset), len(names), len(joint), float(np.mean(joint)),
-                        float(np.mean(hold)), float(np.mean(gripper)))
+                        float(np.mean(hold)), float(np.mean(other_images)) if other_images else None,
+                        float(np.mean(gripper)))
+
+
+def _joint_error(predicted: np.ndarray, recorded: np.ndarray) -> float:
+    return float(np.abs(predicted[:, :-1] - recorded[:, :-1]).mean())
 
 
 def format_offline_error(report: OfflineError) -> str:
     return (f"{report.checkpoint} on {report.demos} validation demos of {report.dataset} ({report.frames} frames): "
             f"joint targets off by {report.joint_error_rad:.4f} rad (keeping the current joints: "
-            f"{report.hold_error_rad:.4f} rad), gripper command wrong on {100 * report.gripper_mismatch:.1f}% of actions")
+            f"{report.hold_error_rad:.4f} rad{_other_images(report)}), gripper command wrong on "
+            f"{100 * report.gripper_mismatch:.1f}% of actions")
+
+
+def _other_images(report: OfflineError) -> str:
+    if report.other_images_error_rad is None:
+        return ""
+    return f"; given another demo's camera images: {report.other_images_error_rad:.4f} rad"
