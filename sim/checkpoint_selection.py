@@ -75,10 +75,8 @@ def format_row(row: dict) -> str:
             f"({row['success_rate']:.0%}, 95% CI [{row['ci95'][0]:.0%}, {row['ci95'][1]:.0%}])")
 
 
-def format_selection(report: dict) -> str:
-    lines = [format_row(row) for row in report["rows"]]
-    lines.append(f"best: {report['best']}  (chosen on these seeds: report its success on others)")
-    return "\n".join(lines)
+def format_best(report: dict) -> str:
+    return f"best: {report['best']}  (chosen on these seeds: report its success on others)"
 
 
 def write_selection(report: dict, path: str | Path) -> None:

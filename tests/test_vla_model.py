@@ -113,6 +113,8 @@ def test_snapshots_keep_every_nth_step_and_an_ema_that_survives_resume(data_file
     resumed = load_file(snapshot_dir(tmp_path / "split", 3, ema=True) / "model.safetensors")
     for key in ema:
         torch.testing.assert_close(resumed[key], ema[key], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="--snapshot-every"):
+        train([data_file], tmp_path / "no_snapshots", SMALL, replace(cfg, snapshot_every=0), progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def cmd_select(args) -> int:
     report = selection.select_checkpoint(snapshots, args.task, args.episodes, successes_of,
                                          on_row=lambda row: print(selection.format_row(row), flush=True))
     report.update(seed=args.seed, policy_options=asdict(options))
-    print(selection.format_selection(report).splitlines()[-1])
+    print(selection.format_best(report))
     if args.json:
         selection.write_selection(report, args.json)
         print(f"report written to {args.json}")

@@ -155,6 +155,7 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
     out = Path(out)
     if not resume and (out / "config.json").exists():
         raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or pick another --out")
+    _check_snapshot_options(cfg)
     runtime = setup_runtime()
     torch.manual_seed(cfg.seed)
     config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, resume)
@@ -197,6 +198,13 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
 def snapshot_dir(out: str | Path, step: int, ema: bool = False) -> Path:
     """Where --snapshot-every keeps step `step`'s weights (a complete checkpoint directory)."""
     return Path(out) / "snapshots" / f"step_{step:06d}{'-ema' if ema else ''}"
+
+
+def _check_snapshot_options(cfg: TrainConfig) -> None:
+    if cfg.snapshot_every < 0:
+        raise ValueError(f"--snapshot-every must be 0 (off) or a positive number of steps, got {cfg.snapshot_every}")
+    if cfg.ema_decay and not cfg.snapshot_every:
+        raise ValueError("--ema-decay needs --snapshot-every N: the moving average is saved with the snapshots")
 
 
 def _save_snapshots(out: Path, step: int, model, ema, config: VlaConfig, stats) -> None:
