@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 
-
-def _env_config(args):
-    from sim.env import EnvConfig
-
-    return EnvConfig(image_size=args.image_size)
+from vla.cli_options import add_policy_options, add_run_options, env_config, policy_options
+from vla.cli_wire import add_robot_parser, add_serve_parser
 
 
 def cmd_collect(args) -> int:
@@ -21,7 +17,7 @@ def cmd_collect(args) -> int:
 
     noise = ActionNoise(args.action_noise) if args.action_noise else None
     report = collect(args.task, args.episodes, args.out, seed=args.seed, workers=args.workers,
-                     append=args.append, env_config=_env_config(args), progress=not args.quiet, noise=noise)
+                     append=args.append, env_config=env_config(args), progress=not args.quiet, noise=noise)
     print(f"kept {report.kept} successful episodes, {report.failed} failed "
           f"({report.attempts} attempts) in {report.wall_s:.1f} s = {report.episodes_per_min:.1f} episodes/min "
           f"-> {report.out}")
@@ -30,9 +26,9 @@ def cmd_collect(args) -> int:
 
 def cmd_eval(args) -> int:
     from sim.evaluate import evaluate, format_summary, write_report
-    options = _policy_options(args)
+    options = policy_options(args)
     report = evaluate(args.task, args.policy, args.episodes, seed=args.seed, workers=args.workers,
-                      video_dir=args.video, env_config=_env_config(args), progress=not args.quiet,
+                      video_dir=args.video, env_config=env_config(args), progress=not args.quiet,
                       policy_options=options)
     print(format_summary(report))
     if args.json:
@@ -47,11 +43,11 @@ def cmd_select(args) -> int:
     from sim import checkpoint_selection as selection
 
     snapshots = _chosen_snapshots(selection.list_snapshots(args.run), args.snapshot, args.run)
-    options = _policy_options(args)
+    options = policy_options(args)
     print(f"{len(snapshots)} snapshots x {len(args.task)} task(s) x {args.episodes} episodes, seeds {args.seed}+",
           flush=True)
     successes_of = selection.count_successes(args.episodes, seed=args.seed, workers=args.workers, options=options,
-                                             env_config=_env_config(args))
+                                             env_config=env_config(args))
     report = selection.select_checkpoint(snapshots, args.task, args.episodes, successes_of,
                                          on_row=lambda row: print(selection.format_row(row), flush=True))
     report.update(seed=args.seed, policy_options=asdict(options))
@@ -153,115 +149,12 @@ def cmd_offline_error(args) -> int:
     return 0
 
 
-def _serve_spec(args):
-    """The robot spec a served policy expects: a checkpoint's own robot and cameras, else --robot."""
-    from robots.spec import get_robot_spec
-    from sim.policy_loader import checkpoint_dir
-
-    config_file = checkpoint_dir(args.policy) / "config.json"
-    if args.policy == "hold" or not config_file.is_file():
-        return get_robot_spec(args.robot or "panda", image_size=args.image_size)
-    from vla.config import VlaConfig
-
-    data = VlaConfig.load(config_file).data
-    if args.robot and args.robot != data.robot:
-        raise ValueError(f"checkpoint {config_file.parent} drives {data.robot!r}, not --robot {args.robot!r}")
-    return get_robot_spec(data.robot, image_size=data.image_size, cameras=tuple(data.cameras))
-
-
-def cmd_serve(args) -> int:
-    from policies.server import per_session_copies, serve, wait_for_stop_signal
-    from robots.transport import TlsConfig, read_token_file
-    from sim.policy_loader import make_policy
-
-    if args.policy == "expert":
-        raise ValueError("--policy expert reads privileged simulator state (object poses), so it runs only inside "
-                         "the simulator (vla eval); serve hold, default or a checkpoint directory")
-    if args.policy.startswith("grpc://"):
-        raise ValueError("a grpc:// policy is already served; serve the checkpoint itself")
-    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
-        raise ValueError("--tls-cert and --tls-key go together (and --tls-client-ca needs them)")
-    spec = _serve_spec(args)
-    token = read_token_file(args.token_file) if args.token_file else None
-    tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
-    options = _policy_options(args)
-    factory = per_session_copies(lambda: make_policy(args.policy, None, options))
-    handle = serve(factory, spec, args.host, args.port, token=token, tls=tls, max_concurrent=args.max_concurrent,
-                   model_name=args.policy)
-    print(f"vla.v1.PolicyService: {args.policy} for {spec.name} on {args.host}:{handle.port} "
-          f"({'mutual TLS' if args.tls_client_ca else 'TLS' if tls else 'plaintext'}, "
-          f"{'token required' if token else 'no token'}); loading the policy ...", flush=True)
-    handle.wait_ready()
-    print("ready (health: SERVING)", flush=True)
-    signal_name = wait_for_stop_signal()
-    print(f"{signal_name}: stopping; calls in flight get 2 s to finish", flush=True)
-    handle.stop(grace=2.0)
-    return 0
-
-
-def cmd_robot(args) -> int:
-    from pathlib import Path
-
-    from robots.client import RobotClient
-    from robots.connection import PolicyConnection
-    from robots.driver import SimDriver
-    from robots.spec import get_robot_spec
-    from robots.transport import read_token_file
-    from sim.env import VlaEnv
-
-    spec = get_robot_spec(args.robot, image_size=args.image_size)
-    token = read_token_file(args.token_file) if args.token_file else None
-    root_cert = Path(args.tls_ca).read_bytes() if args.tls_ca else None
-    env = VlaEnv(args.task, image_size=args.image_size)
-    sim_driver = SimDriver(env, finger_open_width=spec.finger_open_width)
-    instruction = sim_driver.reset(seed=args.seed)
-    writer, driver = _recording(args.record, sim_driver)
-    connection = PolicyConnection(args.server, spec, token=token, root_cert=root_cert)
-    client = RobotClient(driver, connection, spec, instruction, keep_records=writer is not None)
-    print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server}", flush=True)
-    try:
-        report = client.run(steps=args.steps, should_stop=lambda: sim_driver.done)
-        success = sim_driver.is_success()
-        if writer is not None:
-            _save_recording(writer, driver, client.records)
-    finally:
-        client.close()
-        connection.close()
-        env.close()
-    per_chunk = max(1, report.chunks)
-    print(f"ticks {report.ticks} {dict(report.modes)}, chunks {report.chunks} (inference "
-          f"{report.inference_ms / per_chunk:.1f} ms, round trip {report.round_trip_ms / per_chunk:.1f} ms), "
-          f"expired dropped {report.expired_dropped}, request errors {report.request_errors}, overruns {report.overruns}, "
-          f"safety clips {dict(report.clipped)}, success {success}")
-    if report.last_error:
-        print(f"last request error: {report.last_error}")
-    return 0 if report.chunks else 1  # never got a single chunk from the server
-
-
-def _recording(path, sim_driver):
-    """(None, sim_driver) or (the dataset writer, a RecordingDriver around sim_driver)."""
-    if not path:
-        return None, sim_driver
-    from sim.robot_recording import RecordingDriver, open_recording
-
-    return open_recording(path, sim_driver.env), RecordingDriver(sim_driver)
-
-
-def _save_recording(writer, driver, records) -> None:
-    subtasks = [record.subtask for record in records if record.command is not None]
-    if not subtasks:
-        print(f"no command was executed: nothing recorded into {writer.path}")
-        return
-    name = writer.write(driver.episode(subtasks))
-    print(f"recorded {len(subtasks)} steps as {writer.path}:/data/{name}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, _add_convert_parser,
                 _add_train_parser, _add_select_parser, _add_offline_error_parser, _add_bench_parser,
-                _add_serve_parser, _add_robot_parser):
+                add_serve_parser, add_robot_parser):
         add(sub)
     return parser
 
@@ -275,26 +168,8 @@ def _add_collect_parser(sub) -> None:
     p.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
                    help="execute the expert's joint targets with a drifting offset of this standard deviation "
                         "and record the clean targets (DART-style recovery demos; 0: none)")
-    _add_run_options(p)
+    add_run_options(p)
     p.set_defaults(func=cmd_collect)
-
-
-def _add_policy_options(p) -> None:
-    p.add_argument("--flat", action="store_true", help="checkpoints: run the controller without the planner")
-    p.add_argument("--execute-steps", type=int, help="checkpoints: actions run per chunk (default: half)")
-    p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
-    p.add_argument("--plan-every", type=int, default=8, help="checkpoints: control steps between planner calls")
-    p.add_argument("--ensemble-decay", type=float, default=0.1,
-                   help="with --ensemble: the i-th oldest prediction weighs exp(-DECAY * i); < 0 favours the newest")
-
-
-def _policy_options(args):
-    from sim.policy_loader import PolicyOptions
-
-    if not math.isfinite(args.ensemble_decay):
-        raise ValueError(f"--ensemble-decay must be a finite number, got {args.ensemble_decay}")
-    return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
-                         plan_every=args.plan_every, ensemble_decay=args.ensemble_decay)
 
 
 def _add_select_parser(sub) -> None:
@@ -305,8 +180,8 @@ def _add_select_parser(sub) -> None:
                    "(repeatable; default: all)")
     p.add_argument("--episodes", type=int, default=20, help="episodes per task and snapshot")
     p.add_argument("--json", help="write the ranking (JSON) here")
-    _add_policy_options(p)
-    _add_run_options(p)
+    add_policy_options(p)
+    add_run_options(p)
     p.set_defaults(func=cmd_select, seed=200000)
 
 
@@ -325,11 +200,11 @@ def _add_eval_parser(sub) -> None:
     p.add_argument("--task", required=True)
     p.add_argument("--policy", required=True, help="expert | hold | default | CHECKPOINT_DIR | grpc://HOST:PORT "
                    "(token from $VLA_TOKEN)")
-    _add_policy_options(p)
+    add_policy_options(p)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--json", help="write the report (JSON) here")
     p.add_argument("--video", metavar="DIR", help="write one mp4 per episode into DIR")
-    _add_run_options(p)
+    add_run_options(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -396,44 +271,6 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--seconds", type=float, default=3.0, help="serve: seconds per measurement")
     p.add_argument("--quiet", action="store_true", help="serve: no progress lines")
     p.set_defaults(func=cmd_bench)
-
-
-def _add_serve_parser(sub) -> None:
-    p = sub.add_parser("serve", help="serve a policy to robots over gRPC (vla.v1.PolicyService)")
-    p.add_argument("--policy", required=True, help="hold | default | CHECKPOINT_DIR")
-    p.add_argument("--host", default="127.0.0.1", help="bind address; beyond loopback a --token-file is required")
-    p.add_argument("--port", type=int, default=50051)
-    p.add_argument("--token-file", help="file holding the bearer token clients must send")
-    p.add_argument("--tls-cert", help="PEM certificate chain (with --tls-key: TLS)")
-    p.add_argument("--tls-key", help="PEM private key")
-    p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
-    p.add_argument("--robot", help="robot spec for hold (default panda); checkpoints bring their own")
-    p.add_argument("--image-size", type=int, default=128, help="hold: camera image size clients must send")
-    p.add_argument("--max-concurrent", type=int, default=4, help="inferences at once; more get RESOURCE_EXHAUSTED")
-    _add_policy_options(p)
-    p.set_defaults(func=cmd_serve)
-
-
-def _add_robot_parser(sub) -> None:
-    p = sub.add_parser("robot", help="drive a simulated robot from a policy server (the physical-robot client loop)")
-    p.add_argument("--server", required=True, metavar="HOST:PORT")
-    p.add_argument("--robot", default="panda")
-    p.add_argument("--task", default="lift")
-    p.add_argument("--steps", type=int, default=200, help="control ticks to run (stops early when the episode ends)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--token-file", help="file holding the server's bearer token")
-    p.add_argument("--tls-ca", help="PEM root certificate of the server (switches TLS on)")
-    p.add_argument("--record", metavar="FILE.hdf5",
-                   help="append what the robot saw and executed to this dataset (a new demo; trains like collected data)")
-    p.set_defaults(func=cmd_robot)
-
-
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def main(argv: list[str] | None = None) -> int:

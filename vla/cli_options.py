@@ -1,0 +1,37 @@
+"""Options shared by several `vla` subcommands: how a checkpoint is run, and the episode/run options."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def env_config(args):
+    from sim.env import EnvConfig
+
+    return EnvConfig(image_size=args.image_size)
+
+
+def add_policy_options(p) -> None:
+    p.add_argument("--flat", action="store_true", help="checkpoints: run the controller without the planner")
+    p.add_argument("--execute-steps", type=int, help="checkpoints: actions run per chunk (default: half)")
+    p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
+    p.add_argument("--plan-every", type=int, default=8, help="checkpoints: control steps between planner calls")
+    p.add_argument("--ensemble-decay", type=float, default=0.1,
+                   help="with --ensemble: the i-th oldest prediction weighs exp(-DECAY * i); < 0 favours the newest")
+
+
+def policy_options(args):
+    from sim.policy_loader import PolicyOptions
+
+    if not math.isfinite(args.ensemble_decay):
+        raise ValueError(f"--ensemble-decay must be a finite number, got {args.ensemble_decay}")
+    return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
+                         plan_every=args.plan_every, ensemble_decay=args.ensemble_decay)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")

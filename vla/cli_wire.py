@@ -1,0 +1,139 @@
+"""`vla serve` and `vla robot`: the two ends of the gRPC wire on the command line."""
+
+from __future__ import annotations
+
+from vla.cli_options import add_policy_options, policy_options
+
+
+def _serve_spec(args):
+    """The robot spec a served policy expects: a checkpoint's own robot and cameras, else --robot."""
+    from robots.spec import get_robot_spec
+    from sim.policy_loader import checkpoint_dir
+
+    config_file = checkpoint_dir(args.policy) / "config.json"
+    if args.policy == "hold" or not config_file.is_file():
+        return get_robot_spec(args.robot or "panda", image_size=args.image_size)
+    from vla.config import VlaConfig
+
+    data = VlaConfig.load(config_file).data
+    if args.robot and args.robot != data.robot:
+        raise ValueError(f"checkpoint {config_file.parent} drives {data.robot!r}, not --robot {args.robot!r}")
+    return get_robot_spec(data.robot, image_size=data.image_size, cameras=tuple(data.cameras))
+
+
+def cmd_serve(args) -> int:
+    from policies.server import per_session_copies, serve, wait_for_stop_signal
+    from robots.transport import TlsConfig, read_token_file
+    from sim.policy_loader import make_policy
+
+    if args.policy == "expert":
+        raise ValueError("--policy expert reads privileged simulator state (object poses), so it runs only inside "
+                         "the simulator (vla eval); serve hold, default or a checkpoint directory")
+    if args.policy.startswith("grpc://"):
+        raise ValueError("a grpc:// policy is already served; serve the checkpoint itself")
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        raise ValueError("--tls-cert and --tls-key go together (and --tls-client-ca needs them)")
+    spec = _serve_spec(args)
+    token = read_token_file(args.token_file) if args.token_file else None
+    tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    options = policy_options(args)
+    factory = per_session_copies(lambda: make_policy(args.policy, None, options))
+    handle = serve(factory, spec, args.host, args.port, token=token, tls=tls, max_concurrent=args.max_concurrent,
+                   model_name=args.policy)
+    print(f"vla.v1.PolicyService: {args.policy} for {spec.name} on {args.host}:{handle.port} "
+          f"({'mutual TLS' if args.tls_client_ca else 'TLS' if tls else 'plaintext'}, "
+          f"{'token required' if token else 'no token'}); loading the policy ...", flush=True)
+    handle.wait_ready()
+    print("ready (health: SERVING)", flush=True)
+    signal_name = wait_for_stop_signal()
+    print(f"{signal_name}: stopping; calls in flight get 2 s to finish", flush=True)
+    handle.stop(grace=2.0)
+    return 0
+
+
+def cmd_robot(args) -> int:
+    from pathlib import Path
+
+    from robots.client import RobotClient
+    from robots.connection import PolicyConnection
+    from robots.driver import SimDriver
+    from robots.spec import get_robot_spec
+    from robots.transport import read_token_file
+    from sim.env import VlaEnv
+
+    spec = get_robot_spec(args.robot, image_size=args.image_size)
+    token = read_token_file(args.token_file) if args.token_file else None
+    root_cert = Path(args.tls_ca).read_bytes() if args.tls_ca else None
+    env = VlaEnv(args.task, image_size=args.image_size)
+    sim_driver = SimDriver(env, finger_open_width=spec.finger_open_width)
+    instruction = sim_driver.reset(seed=args.seed)
+    writer, driver = _recording(args.record, sim_driver)
+    connection = PolicyConnection(args.server, spec, token=token, root_cert=root_cert)
+    client = RobotClient(driver, connection, spec, instruction, keep_records=writer is not None)
+    print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server}", flush=True)
+    try:
+        report = client.run(steps=args.steps, should_stop=lambda: sim_driver.done)
+        success = sim_driver.is_success()
+        if writer is not None:
+            _save_recording(writer, driver, client.records)
+    finally:
+        client.close()
+        connection.close()
+        env.close()
+    per_chunk = max(1, report.chunks)
+    print(f"ticks {report.ticks} {dict(report.modes)}, chunks {report.chunks} (inference "
+          f"{report.inference_ms / per_chunk:.1f} ms, round trip {report.round_trip_ms / per_chunk:.1f} ms), "
+          f"expired dropped {report.expired_dropped}, request errors {report.request_errors}, overruns {report.overruns}, "
+          f"safety clips {dict(report.clipped)}, success {success}")
+    if report.last_error:
+        print(f"last request error: {report.last_error}")
+    return 0 if report.chunks else 1  # never got a single chunk from the server
+
+
+def _recording(path, sim_driver):
+    """(None, sim_driver) or (the dataset writer, a RecordingDriver around sim_driver)."""
+    if not path:
+        return None, sim_driver
+    from sim.robot_recording import RecordingDriver, open_recording
+
+    return open_recording(path, sim_driver.env), RecordingDriver(sim_driver)
+
+
+def _save_recording(writer, driver, records) -> None:
+    subtasks = [record.subtask for record in records if record.command is not None]
+    if not subtasks:
+        print(f"no command was executed: nothing recorded into {writer.path}")
+        return
+    name = writer.write(driver.episode(subtasks))
+    print(f"recorded {len(subtasks)} steps as {writer.path}:/data/{name}")
+
+
+def add_serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="serve a policy to robots over gRPC (vla.v1.PolicyService)")
+    p.add_argument("--policy", required=True, help="hold | default | CHECKPOINT_DIR")
+    p.add_argument("--host", default="127.0.0.1", help="bind address; beyond loopback a --token-file is required")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--token-file", help="file holding the bearer token clients must send")
+    p.add_argument("--tls-cert", help="PEM certificate chain (with --tls-key: TLS)")
+    p.add_argument("--tls-key", help="PEM private key")
+    p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
+    p.add_argument("--robot", help="robot spec for hold (default panda); checkpoints bring their own")
+    p.add_argument("--image-size", type=int, default=128, help="hold: camera image size clients must send")
+    p.add_argument("--max-concurrent", type=int, default=4, help="inferences at once; more get RESOURCE_EXHAUSTED")
+    add_policy_options(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def add_robot_parser(sub) -> None:
+    p = sub.add_parser("robot", help="drive a simulated robot from a policy server (the physical-robot client loop)")
+    p.add_argument("--server", required=True, metavar="HOST:PORT")
+    p.add_argument("--robot", default="panda")
+    p.add_argument("--task", default="lift")
+    p.add_argument("--steps", type=int, default=200, help="control ticks to run (stops early when the episode ends)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--token-file", help="file holding the server's bearer token")
+    p.add_argument("--tls-ca", help="PEM root certificate of the server (switches TLS on)")
+    p.add_argument("--record", metavar="FILE.hdf5",
+                   help="append what the robot saw and executed to this dataset (a new demo; trains like collected data)")
+    p.set_defaults(func=cmd_robot)
