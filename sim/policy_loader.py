@@ -33,8 +33,8 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
     server; its bearer token, if it needs one, from the VLA_TOKEN environment variable)."""
     if spec.startswith("grpc://"):
         if options != PolicyOptions():
-            raise ValueError("--flat, --ensemble, --execute-steps and --plan-every of a served policy are set "
-                             "where it is served: pass them to `vla serve`")
+            raise ValueError("--flat, --ensemble, --ensemble-decay, --execute-steps and --plan-every of a served "
+                             "policy are set where it is served: pass them to `vla serve`")
         import os
 
         from policies.remote import RemotePolicy

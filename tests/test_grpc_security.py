@@ -134,7 +134,6 @@ def test_mutual_tls_requires_a_trusted_client_certificate(certs):
         handle.stop(0)
 
 
-
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
 def test_vla_serve_stops_gracefully_on_sigterm_and_sigint(signal_name, tmp_path):
     """Started in the background of a script, as deployments do (SIGINT then arrives ignored)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.approach import GRIPPER_CLOSE_COMMAND
 from sim.dataset import open_dataset, read_episode, split_masks
 
 
@@ -53,7 +54,8 @@ def offline_error(checkpoint: str | Path, dataset: str | Path, every: int = 6, m
             predicted = predictor.predict(frame, episode.instruction)[:len(recorded)]
             joint.append(_joint_error(predicted, recorded))
             hold.append(np.abs(frame["robot0_joint_pos"] - recorded[:, :-1]).mean())
-            gripper.append(np.mean((predicted[:, -1] > 0.5) != (recorded[:, -1] > 0.5)))
+            closes, recorded_closes = predicted[:, -1] > GRIPPER_CLOSE_COMMAND, recorded[:, -1] > GRIPPER_CLOSE_COMMAND
+            gripper.append(np.mean(closes != recorded_closes))
             if other is not None and t < other.num_samples:
                 swapped = {**frame, **{key: other.observations[key][t] for key in frame if key.endswith("_image")}}
                 other_images.append(_joint_error(predictor.predict(swapped, episode.instruction)[:len(recorded)],
