@@ -124,6 +124,18 @@ def checkpoint(data_file, tmp_path_factory):
     return out
 
 
+def test_image_grid_sets_tokens_per_camera_up_to_the_feature_map():
+    from vla.text_tokenizer import WordTokenizer
+    from vla.tiny_model import TinyVla
+
+    words = WordTokenizer.train(["pick up the red cube"])
+    finest = replace(SMALL.tiny, image_grid=4, text_vocab_size=words.vocab_size)  # 32 px / (4 * 2) = 4
+    encoder = TinyVla(finest, SMALL.data, words).encoder
+    assert encoder(torch.zeros(3, 3, SIZE, SIZE, dtype=torch.uint8)).shape == (3, 16, finest.hidden_size)
+    with pytest.raises(ValueError, match="image_grid 5 does not fit 32x32.*--image-grid 1..4"):
+        TinyVla(replace(finest, image_grid=5), SMALL.data, words)
+
+
 def _obs():
     return {k: v[0] for k, v in _episode(0).observations.items()}
 

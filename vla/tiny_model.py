@@ -52,6 +52,7 @@ class TinyVla(nn.Module):
         self.chunk_size, self.action_dim = data.chunk_size, data.action_dim
         self.action_tokenizer = ActionTokenizer(config.vocab_size, config.n_bins)
         hidden = config.hidden_size
+        _check_image_grid(config, data.image_size)
         self.encoder = ConvImageEncoder(config.vision_channels, config.image_grid, hidden)
         self.camera_embedding = nn.Parameter(torch.zeros(len(data.cameras), 1, hidden))
         self.action_queries = nn.Parameter(torch.randn(self.chunk_size * self.action_dim, hidden) * 0.02)
@@ -143,6 +144,14 @@ class TinyVla(nn.Module):
 
     def _action_slice(self, logits: torch.Tensor) -> torch.Tensor:
         return logits[..., self.action_tokenizer.first_id:]
+
+
+def _check_image_grid(config: TinyModelConfig, image_size: int) -> None:
+    """The grid pools the stem's feature map (stride 4, then 2 per further stage), so it cannot be finer."""
+    feature_map = image_size // (4 * 2 ** (len(config.vision_channels) - 1))
+    if not 1 <= config.image_grid <= feature_map:
+        raise ValueError(f"image_grid {config.image_grid} does not fit {image_size}x{image_size} images: the image "
+                         f"encoder's feature map is {feature_map}x{feature_map}; pick --image-grid 1..{feature_map}")
 
 
 def batch_text_ids(batch: Batch, encode, device) -> torch.Tensor:
