@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 GRIPPER_CLOSE_COMMAND = 0.5  # action[-1] above this closes the gripper (sim/env.py)
+AT_CUBE_CM = 3.0  # an approach this close sideways puts the cube between the open fingers
 
 
 class ApproachTracker:
@@ -35,8 +36,16 @@ class ApproachTracker:
 
 
 def summarize_failures(details: list[dict]) -> dict:
-    """How the failed episodes of an eval report failed (None where no episode failed)."""
+    """How the failed episodes of an eval report failed (None where no episode failed): never closed
+    the gripper; closed it with the cube between the fingers (so the lift, not the reach, failed);
+    and how far beside the cube the approach came down."""
     failed = [d for d in details if not d["success"] and "closed_gripper" in d]
     offsets = [d["approach_offset_cm"] for d in failed if d.get("approach_offset_cm") is not None]
+    closed_at_cube = [d for d in failed if d["closed_gripper"] and _at_cube(d.get("approach_offset_cm"))]
     return {"failed": len(failed), "never_closed_gripper": sum(not d["closed_gripper"] for d in failed),
+            "closed_at_cube": len(closed_at_cube),
             "median_approach_offset_cm": round(float(np.median(offsets)), 2) if offsets else None}
+
+
+def _at_cube(offset_cm: float | None) -> bool:
+    return offset_cm is not None and offset_cm < AT_CUBE_CM

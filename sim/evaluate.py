@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from sim.approach import summarize_failures
+from sim.approach import AT_CUBE_CM, summarize_failures
 from sim.env import EnvConfig
 from sim.parallel import WorkerSpec, run_seeds
 from sim.policy_loader import PolicyOptions
@@ -59,11 +59,18 @@ def format_summary(report: dict) -> str:
     if failures.get("failed"):
         offset = failures["median_approach_offset_cm"]
         rows.append(("failures", f"{failures['never_closed_gripper']} of {failures['failed']} never closed the gripper"
+                     + _closed_at_cube(failures)
                      + ("" if offset is None else f"; median approach offset {offset:.1f} cm")))
     if "video_dir" in report:
         rows.append(("videos", report["video_dir"]))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _closed_at_cube(failures: dict) -> str:
+    if "closed_at_cube" not in failures:  # a report written before this count
+        return ""
+    return f", {failures['closed_at_cube']} closed it within {AT_CUBE_CM:.0f} cm of the cube"
 
 
 def write_report(report: dict, path: str | Path) -> None:

@@ -33,7 +33,8 @@ def test_eval_writes_json_and_videos(tmp_path, capsys):
     assert [d["seed"] for d in report["episodes_detail"]] == [5, 6]
     assert all(d["success"] and d["steps"] > 0 for d in report["episodes_detail"])
     assert all(d["closed_gripper"] and d["approach_offset_cm"] < 2.0 for d in report["episodes_detail"])
-    assert report["failures"] == {"failed": 0, "never_closed_gripper": 0, "median_approach_offset_cm": None}
+    assert report["failures"] == {"failed": 0, "never_closed_gripper": 0, "closed_at_cube": 0,
+                                  "median_approach_offset_cm": None}
     videos = sorted(video_dir.glob("*.mp4"))
     assert len(videos) == 2
     frames = imageio.mimread(videos[0], memtest=False)
@@ -50,7 +51,7 @@ def test_hold_policy_fails_and_is_reported(tmp_path, capsys):
     detail = report["episodes_detail"][0]
     assert detail["closed_gripper"] is False and detail["approach_offset_cm"] > 2.0  # the arm stays at home
     assert report["failures"]["failed"] == 1 and report["failures"]["never_closed_gripper"] == 1
-    assert "1 of 1 never closed the gripper" in capsys.readouterr().out
+    assert "1 of 1 never closed the gripper, 0 closed it within 3 cm of the cube" in capsys.readouterr().out
 
 
 def test_failures_are_summarized_from_the_episodes():
@@ -59,9 +60,12 @@ def test_failures_are_summarized_from_the_episodes():
     details = [{"success": True, "closed_gripper": True, "approach_offset_cm": 1.0},
                {"success": False, "closed_gripper": False, "approach_offset_cm": 9.0},
                {"success": False, "closed_gripper": True, "approach_offset_cm": 5.0},
+               {"success": False, "closed_gripper": True, "approach_offset_cm": 2.0},
+               {"success": False, "closed_gripper": False, "approach_offset_cm": 1.0},
                {"success": False, "closed_gripper": False, "approach_offset_cm": None},
                {"success": False, "steps": 3}]  # a report written before these fields: not counted
-    assert summarize_failures(details) == {"failed": 3, "never_closed_gripper": 2, "median_approach_offset_cm": 7.0}
+    assert summarize_failures(details) == {"failed": 5, "never_closed_gripper": 3, "closed_at_cube": 1,
+                                           "median_approach_offset_cm": 3.5}
 
 
 def test_unknown_policy_is_a_clear_error(capsys):
