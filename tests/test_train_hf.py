@@ -26,3 +26,11 @@ def test_train_resume_and_predict_with_a_hf_backbone(data_file, tmp_path, capsys
     chunk = predictor.predict(obs, "pick up the red cube")
     assert chunk.shape == (2, 8) and np.all(np.isfinite(chunk))
     assert 0.0 <= chunk[:, 7].min() and chunk[:, 7].max() <= 1.0
+
+
+def test_image_grid_is_refused_for_a_hf_backbone(data_file, tmp_path, capsys):  # noqa: F811
+    args = ["train", "--data", data_file, "--out", str(tmp_path / "ck"), "--backbone", str(tmp_path / "hf"),
+            "--image-grid", "8", "--quiet"]
+    assert main(args) == 2
+    assert "--image-grid sets the tiny backbone's image tokens" in capsys.readouterr().err
+    assert not (tmp_path / "ck").exists()

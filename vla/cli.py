@@ -95,8 +95,10 @@ def cmd_train(args) -> int:
 
     data = DataConfig(image_size=args.image_size, chunk_size=args.chunk_size, use_subtasks=args.subtasks,
                       action_mode=args.action_mode)
-    config = VlaConfig(backbone=args.backbone, decoding=args.decoding, data=data, lora_rank=args.lora_rank,
-                       tiny=TinyModelConfig(image_grid=args.image_grid))
+    if args.image_grid is not None and args.backbone != "tiny":
+        raise ValueError("--image-grid sets the tiny backbone's image tokens; a Hugging Face backbone keeps its own")
+    tiny = TinyModelConfig() if args.image_grid is None else TinyModelConfig(image_grid=args.image_grid)
+    config = VlaConfig(backbone=args.backbone, decoding=args.decoding, data=data, lora_rank=args.lora_rank, tiny=tiny)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                       save_every=args.save_every, eval_every=args.eval_every, seed=args.seed,
                       snapshot_every=args.snapshot_every, ema_decay=args.ema_decay)
@@ -245,8 +247,8 @@ def _add_train_parser(sub) -> None:
                    help="joint targets as recorded, or relative to the joints at the chunk's start")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank for Hugging Face backbones (0: full)")
-    p.add_argument("--image-grid", type=int, default=4, metavar="G",
-                   help="tiny backbone: G x G image tokens per camera (at most image size / 16)")
+    p.add_argument("--image-grid", type=int, metavar="G",
+                   help="tiny backbone: G x G image tokens per camera (default 4; at most image size / 16)")
     p.add_argument("--subtasks", action="store_true", help="condition on the dataset's subtask phrases "
                    "(for hierarchical policies; a flat policy is trained without)")
     p.add_argument("--save-every", type=int, default=500)
