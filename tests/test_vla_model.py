@@ -124,16 +124,21 @@ def checkpoint(data_file, tmp_path_factory):
     return out
 
 
-def test_image_grid_sets_tokens_per_camera_up_to_the_feature_map():
+def test_image_grid_sets_tokens_per_camera_up_to_the_feature_map(data_file, tmp_path, capsys):
+    from vla.cli import main
     from vla.text_tokenizer import WordTokenizer
-    from vla.tiny_model import TinyVla
+    from vla.tiny_model import TinyVla, check_image_grid
 
     words = WordTokenizer.train(["pick up the red cube"])
     finest = replace(SMALL.tiny, image_grid=4, text_vocab_size=words.vocab_size)  # 32 px / (4 * 2) = 4
     encoder = TinyVla(finest, SMALL.data, words).encoder
     assert encoder(torch.zeros(3, 3, SIZE, SIZE, dtype=torch.uint8)).shape == (3, 16, finest.hidden_size)
+    check_image_grid(finest, SIZE)
     with pytest.raises(ValueError, match="image_grid 5 does not fit 32x32.*--image-grid 1..4"):
-        TinyVla(replace(finest, image_grid=5), SMALL.data, words)
+        check_image_grid(replace(finest, image_grid=5), SIZE)
+    args = ["train", "--data", data_file, "--out", str(tmp_path / "ck"), "--image-size", "32", "--image-grid", "3"]
+    assert main(args) == 2  # the default (32, 64, 128) stem: 32 px / 16 = 2
+    assert "pick --image-grid 1..2" in capsys.readouterr().err and not (tmp_path / "ck").exists()
 
 
 def _obs():

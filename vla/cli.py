@@ -90,15 +90,13 @@ def cmd_convert(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from vla.config import DataConfig, TinyModelConfig, VlaConfig
+    from vla.config import DataConfig, VlaConfig
     from vla.train import TrainConfig, train
 
     data = DataConfig(image_size=args.image_size, chunk_size=args.chunk_size, use_subtasks=args.subtasks,
                       action_mode=args.action_mode)
-    if args.image_grid is not None and args.backbone != "tiny":
-        raise ValueError("--image-grid sets the tiny backbone's image tokens; a Hugging Face backbone keeps its own")
-    tiny = TinyModelConfig() if args.image_grid is None else TinyModelConfig(image_grid=args.image_grid)
-    config = VlaConfig(backbone=args.backbone, decoding=args.decoding, data=data, lora_rank=args.lora_rank, tiny=tiny)
+    config = VlaConfig(backbone=args.backbone, decoding=args.decoding, data=data, lora_rank=args.lora_rank,
+                       tiny=_tiny_config(args))
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                       save_every=args.save_every, eval_every=args.eval_every, seed=args.seed,
                       snapshot_every=args.snapshot_every, ema_decay=args.ema_decay)
@@ -107,6 +105,20 @@ def cmd_train(args) -> int:
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
         print(f"checkpoint: {args.out}  {shown}")
     return 0
+
+
+def _tiny_config(args):
+    from vla.config import TinyModelConfig
+
+    if args.image_grid is None:
+        return TinyModelConfig()
+    if args.backbone != "tiny":
+        raise ValueError("--image-grid sets the tiny backbone's image tokens; a Hugging Face backbone keeps its own")
+    from vla.tiny_model import check_image_grid
+
+    tiny = TinyModelConfig(image_grid=args.image_grid)
+    check_image_grid(tiny, args.image_size)
+    return tiny
 
 
 def cmd_bench(args) -> int:

@@ -52,7 +52,6 @@ class TinyVla(nn.Module):
         self.chunk_size, self.action_dim = data.chunk_size, data.action_dim
         self.action_tokenizer = ActionTokenizer(config.vocab_size, config.n_bins)
         hidden = config.hidden_size
-        _check_image_grid(config, data.image_size)
         self.encoder = ConvImageEncoder(config.vision_channels, config.image_grid, hidden)
         self.camera_embedding = nn.Parameter(torch.zeros(len(data.cameras), 1, hidden))
         self.action_queries = nn.Parameter(torch.randn(self.chunk_size * self.action_dim, hidden) * 0.02)
@@ -146,8 +145,10 @@ class TinyVla(nn.Module):
         return logits[..., self.action_tokenizer.first_id:]
 
 
-def _check_image_grid(config: TinyModelConfig, image_size: int) -> None:
-    """The grid pools the stem's feature map (stride 4, then 2 per further stage), so it cannot be finer."""
+def check_image_grid(config: TinyModelConfig, image_size: int) -> None:
+    """A grid pools the stem's feature map (stride 4, then 2 per further stage): a finer one would only
+    repeat tokens. (Checked when a grid is chosen, not at load: older checkpoints trained on small
+    images with the default grid keep loading.)"""
     feature_map = image_size // (4 * 2 ** (len(config.vision_channels) - 1))
     if not 1 <= config.image_grid <= feature_map:
         raise ValueError(f"image_grid {config.image_grid} does not fit {image_size}x{image_size} images: the image "
