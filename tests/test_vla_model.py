@@ -141,6 +141,40 @@ def test_image_grid_sets_tokens_per_camera_up_to_the_feature_map(data_file, tmp_
     assert "pick --image-grid 1..2" in capsys.readouterr().err and not (tmp_path / "ck").exists()
 
 
+def test_spatial_soft_argmax_finds_each_maps_peak():
+    from vla.tiny_model import spatial_soft_argmax
+
+    heat = torch.zeros(1, 2, 4, 5)
+    heat[0, 0, 1, 3] = 50.0  # row 1 of 4, column 3 of 5
+    x, y = spatial_soft_argmax(heat)[0, 0].tolist()
+    assert x == pytest.approx(-1 + 2 * 3 / 4) and y == pytest.approx(-1 + 2 * 1 / 3)
+    assert spatial_soft_argmax(heat)[0, 1].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)  # flat map: the centre
+
+
+def test_keypoints_add_trainable_tokens_per_camera(data_file, tmp_path, capsys):
+    from vla.cli import main
+    from vla.text_tokenizer import WordTokenizer
+    from vla.tiny_model import TinyVla
+
+    words = WordTokenizer.train(["pick up the red cube"])
+    config = replace(SMALL.tiny, keypoints=16, text_vocab_size=words.vocab_size)
+    encoder = TinyVla(config, SMALL.data, words).encoder
+    images = torch.randint(0, 255, (3, 3, SIZE, SIZE), dtype=torch.uint8)
+    tokens = encoder(images)
+    assert tokens.shape == (3, 2 * 2 + 16 // 8, config.hidden_size)
+    tokens[:, -2:].square().sum().backward()  # the keypoint tokens depend on the heat maps and their temperature
+    assert encoder.keypoints.heat_maps.weight.grad.abs().sum() > 0
+    assert encoder.keypoints.log_temperature.grad != 0
+
+    args = ["train", "--data", data_file, "--image-size", "32", "--steps", "2", "--batch-size", "2", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "bad"), "--keypoints", "12"]) == 2
+    assert "keypoints must be a multiple of 8" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(args + ["--out", str(tmp_path / "ck"), "--keypoints", "8", "--image-grid", "2"]) == 0
+    assert VlaConfig.load(tmp_path / "ck" / "config.json").tiny.keypoints == 8
+    chunk = VlaPredictor.load(tmp_path / "ck").predict(_obs(), "pick up the red cube")
+    assert chunk.shape == (8, 8) and np.isfinite(chunk).all()
+
+
 def _obs():
     return {k: v[0] for k, v in _episode(0).observations.items()}
 

@@ -110,14 +110,19 @@ def cmd_train(args) -> int:
 def _tiny_config(args):
     from vla.config import TinyModelConfig
 
-    if args.image_grid is None:
+    chosen = {name: value for name, value in (("image_grid", args.image_grid), ("keypoints", args.keypoints))
+              if value is not None}
+    if not chosen:
         return TinyModelConfig()
     if args.backbone != "tiny":
-        raise ValueError("--image-grid sets the tiny backbone's image tokens; a Hugging Face backbone keeps its own")
-    from vla.tiny_model import check_image_grid
+        flags = ", ".join("--" + name.replace("_", "-") for name in chosen)
+        raise ValueError(f"{flags}: only for the tiny backbone's image encoder; a Hugging Face backbone keeps its own")
+    from vla.tiny_model import check_image_grid, check_keypoints
 
-    tiny = TinyModelConfig(image_grid=args.image_grid)
-    check_image_grid(tiny, args.image_size)
+    tiny = TinyModelConfig(**chosen)
+    if "image_grid" in chosen:
+        check_image_grid(tiny, args.image_size)
+    check_keypoints(tiny.keypoints)
     return tiny
 
 
@@ -261,6 +266,8 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank for Hugging Face backbones (0: full)")
     p.add_argument("--image-grid", type=int, metavar="G",
                    help="tiny backbone: G x G image tokens per camera (default 4; at most image size / 16)")
+    p.add_argument("--keypoints", type=int, metavar="K",
+                   help="tiny backbone: K spatial-softmax keypoints per camera, 8 per extra token (default 0)")
     p.add_argument("--subtasks", action="store_true", help="condition on the dataset's subtask phrases "
                    "(for hierarchical policies; a flat policy is trained without)")
     p.add_argument("--save-every", type=int, default=500)

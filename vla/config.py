@@ -22,6 +22,7 @@ class TinyModelConfig:
     intermediate_size: int = 512
     vision_channels: tuple[int, ...] = (32, 64, 128)
     image_grid: int = 4  # image tokens per camera: grid x grid
+    keypoints: int = 0  # spatial-softmax keypoints per camera, 8 per extra token (0: none)
     max_positions: int = 512
     planner_phrases: tuple[str, ...] = ()  # subtask phrases the planner head chooses from (empty: no planner)
 

@@ -1,7 +1,7 @@
 """The tiny default VLA: conv image encoder + MLP projector + a small Llama decoder.
 
 Sequence (fixed length, so train and inference see the same positions):
-    [camera tokens: N_cam x grid^2] [text: MAX_TEXT word ids, padded] [state: S action-ids]
+    [camera tokens: N_cam x (grid^2 + keypoints/8)] [text: MAX_TEXT word ids, padded] [state: S action-ids]
     then the action part:
       autoregressive: the K*A action ids, teacher-forced (logit t predicts id t+1)
       parallel:       K*A learned action-query embeddings, one forward pass predicts all
@@ -23,9 +23,9 @@ MAX_TEXT = 24
 
 
 class ConvImageEncoder(nn.Module):
-    """(B, 3, H, W) uint8 -> (B, grid*grid, hidden) tokens."""
+    """(B, 3, H, W) uint8 -> (B, grid*grid [+ keypoints/8], hidden) tokens."""
 
-    def __init__(self, channels: tuple[int, ...], grid: int, hidden: int):
+    def __init__(self, channels: tuple[int, ...], grid: int, hidden: int, keypoints: int = 0):
         super().__init__()
         layers, prev = [], 3
         for i, width in enumerate(channels):  # a 4x4 patchify stem, then stride-2 3x3 convs
@@ -35,11 +35,53 @@ class ConvImageEncoder(nn.Module):
         self.stem = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(grid))
         self.projector = nn.Sequential(nn.Linear(prev, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.position = nn.Parameter(torch.zeros(grid * grid, hidden))
+        self.keypoints = KeypointTokens(prev, keypoints, hidden) if keypoints else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float() / 127.5 - 1.0
-        features = self.stem(x).flatten(2).transpose(1, 2)  # (B, grid^2, C)
-        return self.projector(features) + self.position
+        feature_map = self.stem[:-1](x)
+        features = self.stem[-1](feature_map).flatten(2).transpose(1, 2)  # (B, grid^2, C)
+        tokens = self.projector(features) + self.position
+        if self.keypoints is None:
+            return tokens
+        return torch.cat([tokens, self.keypoints(feature_map)], dim=1)
+
+
+KEYPOINTS_PER_TOKEN = 8
+
+
+class KeypointTokens(nn.Module):
+    """Spatial softmax (Levine et al., 2016): K learned heat maps over the encoder's feature map, each
+    reduced to its expected (x, y); every 8 keypoints become one token. The pooled grid tokens say what
+    is where to within a cell; these say where, to a fraction of one."""
+
+    def __init__(self, channels: int, keypoints: int, hidden: int):
+        super().__init__()
+        check_keypoints(keypoints)
+        self.heat_maps = nn.Conv2d(channels, keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.projector = nn.Sequential(nn.Linear(2 * KEYPOINTS_PER_TOKEN, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.position = nn.Parameter(torch.zeros(keypoints // KEYPOINTS_PER_TOKEN, hidden))
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        points = spatial_soft_argmax(self.heat_maps(feature_map) / self.log_temperature.exp())  # (B, K, 2)
+        groups = points.unflatten(1, (-1, KEYPOINTS_PER_TOKEN)).flatten(2)  # (B, K/8, 16)
+        return self.projector(groups) + self.position
+
+
+def spatial_soft_argmax(heat_maps: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) logits -> (B, K, 2) expected (x, y) under each map's softmax; the image spans [-1, 1]."""
+    b, k, h, w = heat_maps.shape
+    weights = heat_maps.flatten(2).float().softmax(-1)  # (B, K, H*W)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=heat_maps.device),
+                            torch.linspace(-1, 1, w, device=heat_maps.device), indexing="ij")
+    return weights @ torch.stack([xs.flatten(), ys.flatten()], dim=-1)
+
+
+def check_keypoints(keypoints: int) -> None:
+    if keypoints < 0 or keypoints % KEYPOINTS_PER_TOKEN:
+        raise ValueError(f"keypoints must be a multiple of {KEYPOINTS_PER_TOKEN} (0: none), got {keypoints}; "
+                         f"pick e.g. --keypoints 32")
 
 
 class TinyVla(nn.Module):
@@ -52,7 +94,7 @@ class TinyVla(nn.Module):
         self.chunk_size, self.action_dim = data.chunk_size, data.action_dim
         self.action_tokenizer = ActionTokenizer(config.vocab_size, config.n_bins)
         hidden = config.hidden_size
-        self.encoder = ConvImageEncoder(config.vision_channels, config.image_grid, hidden)
+        self.encoder = ConvImageEncoder(config.vision_channels, config.image_grid, hidden, config.keypoints)
         self.camera_embedding = nn.Parameter(torch.zeros(len(data.cameras), 1, hidden))
         self.action_queries = nn.Parameter(torch.randn(self.chunk_size * self.action_dim, hidden) * 0.02)
         phrases = config.planner_phrases
