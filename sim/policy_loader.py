@@ -20,6 +20,7 @@ class PolicyOptions:
     ensemble: bool = False
     plan_every: int = 8
     ensemble_decay: float = 0.1  # with ensemble: the i-th oldest prediction weighs exp(-decay * i)
+    gripper_latch: bool = False  # gripper commands become 0 or 1 with hysteresis (policies.chunking.GripperLatch)
 
 
 def checkpoint_dir(spec: str) -> Path:
@@ -33,8 +34,8 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
     server; its bearer token, if it needs one, from the VLA_TOKEN environment variable)."""
     if spec.startswith("grpc://"):
         if options != PolicyOptions():
-            raise ValueError("--flat, --ensemble, --ensemble-decay, --execute-steps and --plan-every of a served "
-                             "policy are set where it is served: pass them to `vla serve`")
+            raise ValueError("--flat, --ensemble, --ensemble-decay, --gripper-latch, --execute-steps and --plan-every "
+                             "of a served policy are set where it is served: pass them to `vla serve`")
         import os
 
         from policies.remote import RemotePolicy
@@ -56,14 +57,15 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
 def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint {directory} does not exist; reproduce it with `make default-model`")
-    from policies.chunking import ChunkExecutor
+    from policies.chunking import ChunkExecutor, GripperLatch
     from policies.hierarchical import from_predictor
     from policies.vla_policy import FlatVlaPolicy
     from vla.inference import VlaPredictor
 
     predictor = VlaPredictor.load(directory)
     execute = options.execute_steps or max(1, predictor.chunk_size // 2)
-    executor = ChunkExecutor(execute, options.ensemble, options.ensemble_decay)
+    latch = GripperLatch() if options.gripper_latch else None
+    executor = ChunkExecutor(execute, options.ensemble, options.ensemble_decay, latch)
     if options.flat or not predictor.has_planner:
         return FlatVlaPolicy(predictor, executor)
     return from_predictor(predictor, plan_every=options.plan_every, executor=executor)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from policies.chunking import ChunkExecutor, TemporalEnsembler
+from policies.chunking import ChunkExecutor, GripperLatch, TemporalEnsembler
 from policies.hierarchical import HierarchicalPolicy, gripper_judge
 
 OBS = {"robot0_gripper_qpos": np.array([0.04, -0.04]), "instruction": "put the red cube on the green cube"}
@@ -84,3 +84,25 @@ def test_ensemble_decay_weights_newer_or_older_predictions():
     assert second_action(0.0) == pytest.approx(15.0)
     assert second_action(1.0) < 15.0 < second_action(-1.0)
     assert ChunkExecutor(ensemble=True, ensemble_decay=-2.0).ensembler.decay == -2.0
+
+
+def test_gripper_latch_holds_a_decision_through_an_uncertain_command():
+    latch = GripperLatch(close_above=0.5, open_below=0.25)
+    commands = [0.1, 0.4, 0.55, 0.43, 0.39, 0.56, 0.3, 0.2, 0.45, 0.6]  # an ensembled command near 0.5
+    actions = np.column_stack([np.arange(len(commands)), commands])
+    latched = latch.apply(actions)
+    np.testing.assert_array_equal(latched[:, -1], [0, 0, 1, 1, 1, 1, 1, 0, 0, 1])
+    np.testing.assert_array_equal(latched[:, 0], actions[:, 0])  # joints untouched, input not modified
+    assert actions[2, -1] == 0.55
+    latch.reset()
+    assert latch.apply(np.array([[0.0, 0.45]]))[0, -1] == 0.0  # a new episode starts open
+    with pytest.raises(ValueError, match="open_below <= close_above"):
+        GripperLatch(close_above=0.3, open_below=0.6)
+
+
+def test_executor_latches_the_gripper_after_ensembling():
+    executor = ChunkExecutor(ensemble=True, ensemble_decay=0.0, gripper_latch=GripperLatch())
+    chunks = [[[0.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]]
+    executed = [executor.select(np.array(chunk))[0, -1] for chunk in chunks]
+    # ensembled gripper: 0, (1 + 1) / 2, (1 + 0) / 2 = 0.5 (held closed by the latch), 0 (opens)
+    assert executed == [0.0, 1.0, 1.0, 0.0]
