@@ -169,10 +169,24 @@ def test_keypoints_add_trainable_tokens_per_camera(data_file, tmp_path, capsys):
     args = ["train", "--data", data_file, "--image-size", "32", "--steps", "2", "--batch-size", "2", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "bad"), "--keypoints", "12"]) == 2
     assert "keypoints must be a multiple of 8" in capsys.readouterr().err and not (tmp_path / "bad").exists()
-    assert main(args + ["--out", str(tmp_path / "ck"), "--keypoints", "8", "--image-grid", "2"]) == 0
-    assert VlaConfig.load(tmp_path / "ck" / "config.json").tiny.keypoints == 8
+    assert main(args + ["--out", str(tmp_path / "ck"), "--keypoints", "8", "--image-grid", "2", "--skip-idle-frames"]) == 0
+    saved = VlaConfig.load(tmp_path / "ck" / "config.json")
+    assert saved.tiny.keypoints == 8 and saved.data.skip_idle_frames
     chunk = VlaPredictor.load(tmp_path / "ck").predict(_obs(), "pick up the red cube")
     assert chunk.shape == (8, 8) and np.isfinite(chunk).all()
+
+
+def test_idle_frames_are_the_timed_wait_and_can_be_left_out_of_training():
+    from vla.data import ChunkDataset, Demo, idle_frames
+
+    joint = np.array([0.0, 0.01, 0.02, 0.03, 0.03, 0.03, 0.03, 0.03, 0.05, 0.07])  # rests from frame 3 to 7
+    command = np.array([0.01, 0.02, 0.03, 0.03, 0.03, 0.03, 0.03, 0.07, 0.09, 0.11])  # moves on at frame 7
+    demo = Demo(images=np.zeros((10, 1, 3, 4, 4), np.uint8), states=np.column_stack([joint, joint]),
+                actions=np.column_stack([command, command]), instruction="lift the red cube", subtasks=[""] * 10)
+    np.testing.assert_array_equal(np.flatnonzero(idle_frames(demo)), [3, 4, 5, 6])  # frame 7 commands the move
+    kept = ChunkDataset([demo], replace(SMALL.data, skip_idle_frames=True), None, None).index
+    assert [t for _, t in kept] == [0, 1, 2, 7, 8, 9]
+    assert len(ChunkDataset([demo], SMALL.data, None, None)) == 10  # off by default
 
 
 def _obs():

@@ -94,7 +94,7 @@ def cmd_train(args) -> int:
     from vla.train import TrainConfig, train
 
     data = DataConfig(image_size=args.image_size, chunk_size=args.chunk_size, use_subtasks=args.subtasks,
-                      action_mode=args.action_mode)
+                      action_mode=args.action_mode, skip_idle_frames=args.skip_idle_frames)
     config = VlaConfig(backbone=args.backbone, decoding=args.decoding, data=data, lora_rank=args.lora_rank,
                        tiny=_tiny_config(args))
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
@@ -270,6 +270,8 @@ def _add_train_parser(sub) -> None:
                    help="tiny backbone: K spatial-softmax keypoints per camera, 8 per extra token (default 0)")
     p.add_argument("--subtasks", action="store_true", help="condition on the dataset's subtask phrases "
                    "(for hierarchical policies; a flat policy is trained without)")
+    p.add_argument("--skip-idle-frames", action="store_true",
+                   help="leave out frames where the robot rests and the command repeats (timed waits of the demos)")
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--snapshot-every", type=int, default=0, metavar="N",

@@ -42,6 +42,7 @@ class DataConfig:
     use_subtasks: bool = False  # condition on the expert's subtask phrase and train a planner (hierarchical)
     subtask_dropout: float = 0.5  # with use_subtasks: share of samples prompted without it (flat + planner)
     action_mode: str = "absolute"  # or "delta": joint targets relative to the current joints (vla/action_space.py)
+    skip_idle_frames: bool = False  # train without frames where neither robot nor command moves (vla/data.py)
 
     def __post_init__(self):
         check_mode(self.action_mode)

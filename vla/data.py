@@ -84,14 +84,34 @@ def chunk_targets(demo: Demo, t: int, config: DataConfig) -> np.ndarray:
     return to_model(demo.actions[steps], demo.states[t], config.action_mode)
 
 
+IDLE_STATE_CHANGE = 5e-4  # rad (joints) and m (fingers) per step: below it the robot is at rest
+IDLE_ACTION_CHANGE = 1e-3  # a command this close to the previous one is the same command
+
+
+def idle_frames(demo: Demo) -> np.ndarray:
+    """(T,) True where the robot is at rest and the command repeats the previous one: the end of a
+    timed wait (the expert holds still ~5 steps after the fingers have closed on the cube). Such frames
+    look alike but are labelled "hold" or "move on" by a clock the policy cannot see; trained on, they
+    teach it to wait for ever. The first and last frames are never idle."""
+    idle = np.zeros(len(demo.actions), dtype=bool)
+    if len(idle) > 2:
+        at_rest = np.abs(np.diff(demo.states, axis=0)).max(1)[1:] < IDLE_STATE_CHANGE
+        same_command = np.abs(np.diff(demo.actions, axis=0)).max(1)[:-1] < IDLE_ACTION_CHANGE
+        idle[1:-1] = at_rest & same_command
+    return idle
+
+
 class ChunkDataset(torch.utils.data.Dataset):
-    """Indexable samples; collate with `collate`."""
+    """Indexable samples (without idle frames when the config says so); collate with `collate`."""
 
     def __init__(self, demos: list[Demo], config: DataConfig, stats: NormStats, tokenizer: ActionTokenizer,
                  phrases: tuple[str, ...] = ()):
         self.demos, self.config, self.stats, self.tokenizer = demos, config, stats, tokenizer
         self.phrase_index = {phrase: i for i, phrase in enumerate(phrases)}
-        self.index = [(d, t) for d, demo in enumerate(demos) for t in range(len(demo.actions))]
+        self.index = [(d, t) for d, demo in enumerate(demos) for t in np.flatnonzero(~self._skipped(demo))]
+
+    def _skipped(self, demo: Demo) -> np.ndarray:
+        return idle_frames(demo) if self.config.skip_idle_frames else np.zeros(len(demo.actions), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.index)
