@@ -21,6 +21,7 @@ class PolicyOptions:
     plan_every: int = 8
     ensemble_decay: float = 0.1  # with ensemble: the i-th oldest prediction weighs exp(-decay * i)
     gripper_latch: bool = False  # gripper commands become 0 or 1 with hysteresis (policies.chunking.GripperLatch)
+    readout: str = "argmax"  # or "mean": each action token's expected value (parallel decoding)
 
 
 def checkpoint_dir(spec: str) -> Path:
@@ -34,8 +35,8 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
     server; its bearer token, if it needs one, from the VLA_TOKEN environment variable)."""
     if spec.startswith("grpc://"):
         if options != PolicyOptions():
-            raise ValueError("--flat, --ensemble, --ensemble-decay, --gripper-latch, --execute-steps and --plan-every "
-                             "of a served policy are set where it is served: pass them to `vla serve`")
+            raise ValueError("--flat, --ensemble, --ensemble-decay, --gripper-latch, --readout, --execute-steps and "
+                             "--plan-every of a served policy are set where it is served: pass them to `vla serve`")
         import os
 
         from policies.remote import RemotePolicy
@@ -63,6 +64,7 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     from vla.inference import VlaPredictor
 
     predictor = VlaPredictor.load(directory)
+    predictor.readout = options.readout
     execute = options.execute_steps or max(1, predictor.chunk_size // 2)
     latch = GripperLatch() if options.gripper_latch else None
     executor = ChunkExecutor(execute, options.ensemble, options.ensemble_decay, latch)

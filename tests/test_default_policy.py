@@ -33,6 +33,11 @@ def test_default_policy_acts_in_simulation(env_cache):
     assert flat.act(obs).actions.shape == (2, 8)
     ensembled = make_policy("default", env, PolicyOptions(ensemble=True, ensemble_decay=-2.0))
     assert ensembled.executor.ensembler.decay == -2.0
+    mean = make_policy("default", env, PolicyOptions(flat=True, execute_steps=8, readout="mean"))
+    mean.reset(obs["instruction"])
+    by_mean, by_argmax = mean.act(obs).actions, flat.predictor.predict(obs, obs["instruction"])
+    assert mean.predictor.readout == "mean" and by_mean.shape == by_argmax.shape == (8, 8)
+    assert 0 < np.abs(by_mean[:, :7] - by_argmax[:, :7]).max() < 0.1  # the same targets, read between bins
 
 
 def test_short_evaluation_end_to_end(tmp_path):

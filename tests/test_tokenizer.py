@@ -34,6 +34,17 @@ def test_round_trip_error_is_at_most_one_bin():
     assert tok.encode(np.array([1.0]))[0] == 32000 - 256 and tok.encode(np.array([-1.0]))[0] == 32000 - 1
 
 
+def test_mean_readout_is_the_expected_decoded_value():
+    tok = ActionTokenizer(vocab_size=300, n_bins=256)
+    ids = np.array([tok.first_id + 10, tok.first_id + 11])
+    one_hot = np.zeros((2, 256))
+    one_hot[[0, 1], [10, 11]] = 1.0
+    np.testing.assert_allclose(tok.mean_of(one_hot), tok.decode(ids))
+    half = one_hot.sum(0) / 2  # half on each of two neighbouring bins: between their centres
+    assert tok.mean_of(half) == pytest.approx(tok.decode(ids).mean())
+    assert tok.mean_of(np.full(256, 1 / 256)) == pytest.approx(0.0, abs=1e-2)  # uniform: the middle
+
+
 def test_bad_sizes():
     with pytest.raises(ValueError):
         ActionTokenizer(100, n_bins=256)

@@ -73,6 +73,12 @@ def test_overfits_a_handful_of_samples(data_file, tmp_path, decoding, action_mod
     chunk = predictor.predict(obs, episode.instruction)
     assert chunk.shape == (2, 8)
     np.testing.assert_allclose(chunk, episode.actions[2:4], atol=0.08)
+    predictor.readout = "mean"
+    if decoding == "parallel":
+        np.testing.assert_allclose(predictor.predict(obs, episode.instruction), episode.actions[2:4], atol=0.08)
+    else:
+        with pytest.raises(ValueError, match="mean readout needs parallel decoding"):
+            predictor.predict(obs, episode.instruction)
 
 
 def test_checkpoint_files_and_resume_continue_the_same_run(data_file, tmp_path):

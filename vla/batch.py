@@ -8,6 +8,7 @@ from typing import Protocol
 import torch
 
 DECODING_MODES = ("autoregressive", "parallel")
+READOUTS = ("argmax", "mean")  # per action token: the likeliest bin, or the expected value (parallel only)
 
 
 @dataclass
@@ -50,6 +51,9 @@ class VlaModel(Protocol):
 
     def predict_action_ids(self, batch: Batch, mode: str) -> torch.Tensor:
         """(B, K, A) action token ids; 'autoregressive' uses a KV cache and only action ids."""
+
+    def parallel_action_logits(self, batch: Batch) -> torch.Tensor:
+        """(B, K*A, n_bins) logits over the action ids, one forward pass (the 'parallel' head)."""
 
 
 def action_token_loss(action_logits: torch.Tensor, target_ids: torch.Tensor, first_action_id: int

@@ -19,6 +19,8 @@ def add_policy_options(p) -> None:
     p.add_argument("--plan-every", type=int, default=8, help="checkpoints: control steps between planner calls")
     p.add_argument("--ensemble-decay", type=float, default=0.1,
                    help="with --ensemble: the i-th oldest prediction weighs exp(-DECAY * i); < 0 favours the newest")
+    p.add_argument("--readout", choices=["argmax", "mean"], default="argmax",
+                   help="checkpoints: each action token's likeliest bin, or its expected value (parallel decoding)")
     p.add_argument("--gripper-latch", action="store_true",
                    help="checkpoints: send the gripper fully closed above 0.5 and fully open again only below 0.25")
 
@@ -30,7 +32,7 @@ def policy_options(args):
         raise ValueError(f"--ensemble-decay must be a finite number, got {args.ensemble_decay}")
     return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
                          plan_every=args.plan_every, ensemble_decay=args.ensemble_decay,
-                         gripper_latch=args.gripper_latch)
+                         gripper_latch=args.gripper_latch, readout=args.readout)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

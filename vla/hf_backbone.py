@@ -233,10 +233,15 @@ class HFVla(torch.nn.Module):
         if mode == "autoregressive":
             ids = self.decode(batch)
         else:
-            logits, _ = self.action_logits(self.encode(batch, self.placeholders(batch.size)), self.n_actions,
-                                           use_cache=False)
-            ids = logits.argmax(-1) + self.first_action_id
+            ids = self.parallel_action_logits(batch).argmax(-1) + self.first_action_id
         return ids.reshape(batch.size, self.chunk_size, self.action_dim)
+
+    @torch.no_grad()
+    def parallel_action_logits(self, batch: Batch) -> torch.Tensor:
+        """(B, K*A, n_bins) logits over the action-id slice, one forward pass."""
+        logits, _ = self.action_logits(self.encode(batch, self.placeholders(batch.size)), self.n_actions,
+                                       use_cache=False)
+        return logits
 
     def placeholders(self, batch_size: int) -> torch.Tensor:
         return torch.full((batch_size, self.n_actions), self.first_action_id, dtype=torch.long)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vla.action_space import to_robot
-from vla.batch import DECODING_MODES, Batch
+from vla.batch import DECODING_MODES, READOUTS, Batch
 from vla.checkpoint import load_checkpoint
 
 
@@ -24,6 +24,7 @@ class VlaPredictor:
         self.config, self.stats = config, stats
         self.tokenizer = model.action_tokenizer
         self.bf16 = self.device.type == "cuda"  # bf16 autocast on GPUs; set False for float32
+        self.readout = "argmax"  # or "mean": each action's expected value under the parallel head
 
     @staticmethod
     def load(directory: str | Path, robot: str | None = None, device: str | None = None) -> "VlaPredictor":
@@ -54,13 +55,19 @@ class VlaPredictor:
         mode = mode or self.config.decoding
         if mode not in DECODING_MODES:
             raise ValueError(f"decoding mode must be one of {DECODING_MODES}, got {mode!r}")
+        check_readout(self.readout, mode)
         states = np.stack([self._state(obs) for obs in observations])
-        batch = self._batch(observations, instructions, subtasks, states)
+        batch = self._batch(observations, instructions, subtasks, states).to(self.device)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=self.bf16):
-            ids = self.model.predict_action_ids(batch.to(self.device), mode).cpu().numpy()
-        actions = self.stats.action.unnormalize(self.tokenizer.decode(ids))
+            normalized = self._mean_readout(batch) if self.readout == "mean" else \
+                self.tokenizer.decode(self.model.predict_action_ids(batch, mode).cpu().numpy())
+        actions = self.stats.action.unnormalize(normalized)
         return to_robot(actions, states, self.config.data.action_mode).astype(np.float32)
+
+    def _mean_readout(self, batch: Batch) -> np.ndarray:
+        probs = self.model.parallel_action_logits(batch).float().softmax(-1).cpu().numpy()
+        return self.tokenizer.mean_of(probs).reshape(batch.size, self.chunk_size, -1)
 
     def _batch(self, observations, instructions, subtasks, states=None) -> Batch:
         data = self.config.data
@@ -103,3 +110,11 @@ class VlaPredictor:
         if not np.all(np.isfinite(state)):
             raise ValueError(f"proprio state contains NaN or Inf: {state.tolist()}")
         return state
+
+
+def check_readout(readout: str, mode: str) -> None:
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    if readout == "mean" and mode != "parallel":
+        raise ValueError("the mean readout needs parallel decoding (one distribution per action token); "
+                         f"this prediction uses {mode!r}")

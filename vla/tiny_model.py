@@ -168,10 +168,18 @@ class TinyVla(nn.Module):
         hidden = self.lm.model(inputs_embeds=self.prefix_embeddings(planner_batch)).last_hidden_state[:, -1]
         return [self.config.planner_phrases[i] for i in self.planner_head(hidden).argmax(-1).tolist()]
 
-    def _predict_parallel(self, prefix: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def parallel_action_logits(self, batch: Batch) -> torch.Tensor:
+        """(B, K*A, n_bins) logits over the action-id slice, one forward pass."""
+        return self._parallel_logits(self.prefix_embeddings(batch))
+
+    def _parallel_logits(self, prefix: torch.Tensor) -> torch.Tensor:
         queries = self.action_queries.expand(prefix.shape[0], -1, -1)
         logits = self.lm(inputs_embeds=torch.cat([prefix, queries], 1)).logits[:, -queries.shape[1]:]
-        return self._action_slice(logits).argmax(-1) + self.action_tokenizer.first_id
+        return self._action_slice(logits)
+
+    def _predict_parallel(self, prefix: torch.Tensor) -> torch.Tensor:
+        return self._parallel_logits(prefix).argmax(-1) + self.action_tokenizer.first_id
 
     def _predict_autoregressive(self, prefix: torch.Tensor) -> torch.Tensor:
         """Greedy decoding with the KV cache, restricted to action ids."""

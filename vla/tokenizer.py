@@ -41,6 +41,11 @@ class ActionTokenizer:
         index = np.clip(self.vocab_size - ids - 1, 0, self.n_bins - 2)
         return self.bin_centers[index]
 
+    def mean_of(self, probs) -> np.ndarray:
+        """(..., n_bins) probabilities over the ids first_id.. vocab_size - 1 -> (...,) their expected
+        decoded value: a readout between bin centres, where argmax jumps from one bin to another."""
+        return np.asarray(probs, dtype=np.float64) @ self.decode(self.token_ids)
+
     def ids_to_bins(self, ids) -> np.ndarray:
         """Token ids -> class index in [0, n_bins) (for losses over the action slice)."""
         return np.asarray(ids, dtype=np.int64) - self.first_id
