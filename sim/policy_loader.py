@@ -61,9 +61,10 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     from policies.chunking import ChunkExecutor, GripperLatch
     from policies.hierarchical import from_predictor
     from policies.vla_policy import FlatVlaPolicy
-    from vla.inference import VlaPredictor
+    from vla.inference import VlaPredictor, check_readout
 
     predictor = VlaPredictor.load(directory)
+    check_readout(options.readout, predictor.config.decoding)  # refused before the robot moves, not at its first step
     predictor.readout = options.readout
     execute = options.execute_steps or max(1, predictor.chunk_size // 2)
     latch = GripperLatch() if options.gripper_latch else None

@@ -79,6 +79,10 @@ def test_overfits_a_handful_of_samples(data_file, tmp_path, decoding, action_mod
     else:
         with pytest.raises(ValueError, match="mean readout needs parallel decoding"):
             predictor.predict(obs, episode.instruction)
+        from sim.policy_loader import PolicyOptions, checkpoint_policy
+
+        with pytest.raises(ValueError, match="mean readout needs parallel decoding"):
+            checkpoint_policy(tmp_path / "ck", PolicyOptions(readout="mean"))
 
 
 def test_checkpoint_files_and_resume_continue_the_same_run(data_file, tmp_path):
