@@ -40,7 +40,8 @@ class GripperLatch:
 
     def __init__(self, close_above: float = 0.5, open_below: float = 0.25):
         if not 0.0 <= open_below <= close_above <= 1.0:
-            raise ValueError(f"gripper latch needs 0 <= open_below <= close_above <= 1, got {open_below}, {close_above}")
+            raise ValueError(f"gripper latch needs 0 <= open_below <= close_above <= 1, "
+                             f"got {open_below}, {close_above}")
         self.close_above, self.open_below = close_above, open_below
         self.reset()
 

@@ -179,7 +179,8 @@ def test_keypoints_add_trainable_tokens_per_camera(data_file, tmp_path, capsys):
     args = ["train", "--data", data_file, "--image-size", "32", "--steps", "2", "--batch-size", "2", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "bad"), "--keypoints", "12"]) == 2
     assert "keypoints must be a multiple of 8" in capsys.readouterr().err and not (tmp_path / "bad").exists()
-    assert main(args + ["--out", str(tmp_path / "ck"), "--keypoints", "8", "--image-grid", "2", "--skip-idle-frames"]) == 0
+    options = ["--keypoints", "8", "--image-grid", "2", "--skip-idle-frames"]
+    assert main(args + ["--out", str(tmp_path / "ck"), *options]) == 0
     saved = VlaConfig.load(tmp_path / "ck" / "config.json")
     assert saved.tiny.keypoints == 8 and saved.data.skip_idle_frames
     chunk = VlaPredictor.load(tmp_path / "ck").predict(_obs(), "pick up the red cube")

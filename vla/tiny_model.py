@@ -71,7 +71,7 @@ class KeypointTokens(nn.Module):
 
 def spatial_soft_argmax(heat_maps: torch.Tensor) -> torch.Tensor:
     """(B, K, H, W) logits -> (B, K, 2) expected (x, y) under each map's softmax; the image spans [-1, 1]."""
-    b, k, h, w = heat_maps.shape
+    h, w = heat_maps.shape[-2:]
     weights = heat_maps.flatten(2).float().softmax(-1)  # (B, K, H*W)
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=heat_maps.device),
                             torch.linspace(-1, 1, w, device=heat_maps.device), indexing="ij")
@@ -81,7 +81,7 @@ def spatial_soft_argmax(heat_maps: torch.Tensor) -> torch.Tensor:
 def check_keypoints(keypoints: int) -> None:
     if keypoints < 0 or keypoints % KEYPOINTS_PER_TOKEN:
         raise ValueError(f"keypoints must be a multiple of {KEYPOINTS_PER_TOKEN} (0: none), got {keypoints}; "
-                         f"pick e.g. --keypoints 32")
+                         "pick e.g. --keypoints 32")
 
 
 class TinyVla(nn.Module):
