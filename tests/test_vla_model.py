@@ -85,6 +85,34 @@ def test_overfits_a_handful_of_samples(data_file, tmp_path, decoding, action_mod
             checkpoint_policy(tmp_path / "ck", PolicyOptions(readout="mean"))
 
 
+def test_regression_head_overfits_and_decodes_only_as_regression(data_file, tmp_path):
+    cfg = TrainConfig(steps=250, batch_size=16, learning_rate=2e-3, warmup_steps=10, save_every=10**6,
+                      eval_every=10**6, augment=False)
+    metrics = train([data_file], tmp_path / "ck", replace(SMALL, decoding="regression"), cfg, progress=False)
+    assert metrics["loss"] < 0.05, metrics  # mean absolute error in normalized units
+    predictor = VlaPredictor.load(tmp_path / "ck")
+    assert predictor.model.regression_head is not None
+    episode = _episode(1)
+    obs = {k: v[2] for k, v in episode.observations.items()}
+    chunk = predictor.predict(obs, episode.instruction)
+    np.testing.assert_allclose(chunk, episode.actions[2:4], atol=0.08)
+    with pytest.raises(ValueError, match="trained with 'regression' decoding and cannot decode 'parallel'"):
+        predictor.predict(obs, episode.instruction, mode="parallel")
+    predictor.readout = "mean"
+    with pytest.raises(ValueError, match="head already outputs continuous values"):
+        predictor.predict(obs, episode.instruction)
+
+
+def test_token_checkpoints_refuse_regression_decoding_and_hf_backbones_the_regression_head(checkpoint):
+    predictor = VlaPredictor.load(checkpoint)
+    episode = _episode(0)
+    with pytest.raises(ValueError, match="trained with 'parallel' decoding and cannot decode 'regression'"):
+        predictor.predict({k: v[0] for k, v in episode.observations.items()}, episode.instruction,
+                          mode="regression")
+    with pytest.raises(ValueError, match="only the tiny backbone has a regression head"):
+        VlaConfig(backbone="/some/hf/checkpoint", decoding="regression")
+
+
 def test_checkpoint_files_and_resume_continue_the_same_run(data_file, tmp_path):
     cfg = TrainConfig(steps=6, batch_size=4, save_every=3, eval_every=3, warmup_steps=2)
     train([data_file], tmp_path / "full", SMALL, cfg, progress=False)

@@ -7,7 +7,9 @@ from typing import Protocol
 
 import torch
 
-DECODING_MODES = ("autoregressive", "parallel")
+DECODING_MODES = ("autoregressive", "parallel", "regression")
+# regression: the parallel action queries read out as one continuous value each, trained with L1
+# (OpenVLA-OFT); its checkpoints decode only that way, and token checkpoints never do.
 READOUTS = ("argmax", "mean")  # per action token: the likeliest bin, or the expected value (parallel only)
 
 
@@ -21,6 +23,7 @@ class Batch:
     subtasks:    B subtask phrases ("" when the policy is flat)
     action_ids:  (B, K, A) int64 target action token ids (None at inference)
     plan_targets: (B,) int64 index of the current subtask phrase for the planner (-1: none)
+    actions:     (B, K, A) float32 the same targets normalized to [-1, 1], unbinned (None at inference)
     """
 
     images: torch.Tensor
@@ -29,11 +32,12 @@ class Batch:
     subtasks: list[str]
     action_ids: torch.Tensor | None = None
     plan_targets: torch.Tensor | None = None
+    actions: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(move(self.images), move(self.state_ids), self.instructions, self.subtasks,
-                     move(self.action_ids), move(self.plan_targets))
+                     move(self.action_ids), move(self.plan_targets), move(self.actions))
 
     @property
     def size(self) -> int:
@@ -54,6 +58,30 @@ class VlaModel(Protocol):
 
     def parallel_action_logits(self, batch: Batch) -> torch.Tensor:
         """(B, K*A, n_bins) logits over the action ids, one forward pass (the 'parallel' head)."""
+
+    # A model trained with 'regression' decoding (tiny backbone) also has
+    # predict_actions(batch) -> (B, K, A) normalized actions in [-1, 1] from its continuous head.
+
+
+def check_decoding(mode: str, trained: str) -> None:
+    """A checkpoint trained with `trained` decoding can be decoded with `mode`: the two token modes share
+    one head; the regression head is another."""
+    if mode not in DECODING_MODES:
+        raise ValueError(f"decoding mode must be one of {DECODING_MODES}, got {mode!r}")
+    if (mode == "regression") != (trained == "regression"):
+        raise ValueError(f"this checkpoint was trained with {trained!r} decoding and cannot decode {mode!r}: "
+                         "the regression head and the action tokens are different outputs; "
+                         "retrain with `vla train --decoding ...` or drop the mode")
+
+
+def action_regression_loss(predicted: torch.Tensor, targets: torch.Tensor, tokenizer
+                           ) -> tuple[torch.Tensor, dict[str, float]]:
+    """L1 between predicted and target normalized actions, both (B, K, A); 'accuracy' is the share that
+    falls into the target's action bin, so it reads like the token models'."""
+    loss = torch.nn.functional.l1_loss(predicted.float(), targets.float())
+    same_bin = tokenizer.encode(predicted.detach().float().cpu().numpy()) == \
+        tokenizer.encode(targets.float().cpu().numpy())
+    return loss, {"loss": float(loss.detach()), "accuracy": float(same_bin.mean())}
 
 
 def action_token_loss(action_logits: torch.Tensor, target_ids: torch.Tensor, first_action_id: int

@@ -26,7 +26,7 @@ def build_model(config: VlaConfig, text_tokenizer=None):
     if config.backbone == "tiny":
         from vla.tiny_model import TinyVla
 
-        return TinyVla(config.tiny, config.data, text_tokenizer)
+        return TinyVla(config.tiny, config.data, text_tokenizer, regression=config.decoding == "regression")
     from vla.hf_backbone import HFVla, HFVlaConfig
 
     return HFVla(_hf_config(config, config.backbone))

@@ -255,7 +255,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--data", nargs="+", required=True, metavar="FILE")
     p.add_argument("--out", required=True, help="checkpoint directory")
     p.add_argument("--backbone", default="tiny", help="tiny, or a local Hugging Face checkpoint directory")
-    p.add_argument("--decoding", choices=["parallel", "autoregressive"], default="parallel")
+    p.add_argument("--decoding", choices=["parallel", "autoregressive", "regression"], default="parallel",
+                   help="action tokens in one pass or one by one, or a continuous L1 head on the same "
+                        "one-pass queries (tiny backbone)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)

@@ -51,7 +51,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class VlaConfig:
     backbone: str = "tiny"  # "tiny" or a local Hugging Face checkpoint directory
-    decoding: str = "parallel"  # or "autoregressive"
+    decoding: str = "parallel"  # or "autoregressive", or "regression" (continuous L1 head; tiny backbone)
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     lora_rank: int = 0
@@ -59,6 +59,9 @@ class VlaConfig:
     def __post_init__(self):
         if self.decoding not in DECODING_MODES:
             raise ValueError(f"decoding must be one of {DECODING_MODES}, got {self.decoding!r}")
+        if self.decoding == "regression" and self.backbone != "tiny":
+            raise ValueError("--decoding regression: only the tiny backbone has a regression head so far; "
+                             "use --decoding parallel with a Hugging Face backbone")
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))

@@ -119,10 +119,12 @@ class ChunkDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         d, t = self.index[i]
         demo = self.demos[d]
+        actions = np.clip(self.stats.action.normalize(chunk_targets(demo, t, self.config)), -1.0, 1.0)
         return {
             "images": demo.images[t],
             "state_ids": self.tokenizer.encode(self.stats.state.normalize(demo.states[t])),
-            "action_ids": self.tokenizer.encode(self.stats.action.normalize(chunk_targets(demo, t, self.config))),
+            "action_ids": self.tokenizer.encode(actions),
+            "actions": actions.astype(np.float32),
             "instruction": demo.instruction,
             "subtask": demo.subtasks[t] if self.config.use_subtasks else "",
             "plan_target": self.phrase_index.get(demo.subtasks[t], -1),
@@ -137,6 +139,7 @@ def collate(samples: list[dict]) -> Batch:
         subtasks=[s["subtask"] for s in samples],
         action_ids=torch.from_numpy(np.stack([s["action_ids"] for s in samples])),
         plan_targets=torch.tensor([s.get("plan_target", -1) for s in samples], dtype=torch.long),
+        actions=torch.from_numpy(np.stack([s["actions"] for s in samples])),
     )
 
 

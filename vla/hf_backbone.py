@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from vla.batch import DECODING_MODES, Batch, action_token_loss
+from vla.batch import Batch, action_token_loss
 from vla.tokenizer import ActionTokenizer
 
 PROMPT = "In: What action should the robot take to {instruction}?"
@@ -284,6 +284,9 @@ class HFVla(torch.nn.Module):
         return cls(replace(config, path=str(directory)))
 
 
+TOKEN_MODES = ("autoregressive", "parallel")  # no regression head on Hugging Face backbones (yet)
+
+
 def check_mode(mode: str) -> None:
-    if mode not in DECODING_MODES:
-        raise ValueError(f"mode must be one of {DECODING_MODES}, got {mode!r}")
+    if mode not in TOKEN_MODES:
+        raise ValueError(f"mode must be one of {TOKEN_MODES} for a Hugging Face backbone, got {mode!r}")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vla.action_space import to_robot
-from vla.batch import DECODING_MODES, READOUTS, Batch
+from vla.batch import READOUTS, Batch, check_decoding
 from vla.checkpoint import load_checkpoint
 
 
@@ -53,17 +53,23 @@ class VlaPredictor:
                       mode: str | None = None) -> np.ndarray:
         """B observations -> (B, K, A)."""
         mode = mode or self.config.decoding
-        if mode not in DECODING_MODES:
-            raise ValueError(f"decoding mode must be one of {DECODING_MODES}, got {mode!r}")
+        check_decoding(mode, self.config.decoding)
         check_readout(self.readout, mode)
         states = np.stack([self._state(obs) for obs in observations])
         batch = self._batch(observations, instructions, subtasks, states).to(self.device)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=self.bf16):
-            normalized = self._mean_readout(batch) if self.readout == "mean" else \
-                self.tokenizer.decode(self.model.predict_action_ids(batch, mode).cpu().numpy())
+            normalized = self._normalized_actions(batch, mode)
         actions = self.stats.action.unnormalize(normalized)
         return to_robot(actions, states, self.config.data.action_mode).astype(np.float32)
+
+    def _normalized_actions(self, batch: Batch, mode: str) -> np.ndarray:
+        """(B, K, A) actions in the model's normalized [-1, 1] units."""
+        if mode == "regression":
+            return self.model.predict_actions(batch).float().cpu().numpy()
+        if self.readout == "mean":
+            return self._mean_readout(batch)
+        return self.tokenizer.decode(self.model.predict_action_ids(batch, mode).cpu().numpy())
 
     def _mean_readout(self, batch: Batch) -> np.ndarray:
         probs = self.model.parallel_action_logits(batch).float().softmax(-1).cpu().numpy()
@@ -117,4 +123,5 @@ def check_readout(readout: str, mode: str) -> None:
         raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
     if readout == "mean" and mode != "parallel":
         raise ValueError("the mean readout needs parallel decoding (one distribution per action token); "
-                         f"this prediction uses {mode!r}")
+                         f"this prediction uses {mode!r}" + (" (whose head already outputs continuous values)"
+                                                             if mode == "regression" else ""))

@@ -5,6 +5,8 @@ Sequence (fixed length, so train and inference see the same positions):
     then the action part:
       autoregressive: the K*A action ids, teacher-forced (logit t predicts id t+1)
       parallel:       K*A learned action-query embeddings, one forward pass predicts all
+      regression:     the same queries, each read out by an MLP as one continuous action value,
+                      trained with L1 on the normalized targets (OpenVLA-OFT) instead of 256 bins
 The action ids are the last n_bins ids of the vocabulary (OpenVLA layout).
 """
 
@@ -14,7 +16,7 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vla.batch import Batch, action_token_loss
+from vla.batch import Batch, action_regression_loss, action_token_loss
 from vla.config import DataConfig, TinyModelConfig
 from vla.text_tokenizer import WordTokenizer
 from vla.tokenizer import ActionTokenizer
@@ -85,7 +87,8 @@ def check_keypoints(keypoints: int) -> None:
 
 
 class TinyVla(nn.Module):
-    def __init__(self, config: TinyModelConfig, data: DataConfig, text_tokenizer: WordTokenizer):
+    def __init__(self, config: TinyModelConfig, data: DataConfig, text_tokenizer: WordTokenizer,
+                 regression: bool = False):
         super().__init__()
         if text_tokenizer.vocab_size != config.text_vocab_size:
             raise ValueError(f"text tokenizer has {text_tokenizer.vocab_size} words, the model config "
@@ -99,6 +102,8 @@ class TinyVla(nn.Module):
         self.action_queries = nn.Parameter(torch.randn(self.chunk_size * self.action_dim, hidden) * 0.02)
         phrases = config.planner_phrases
         self.planner_head = nn.Linear(hidden, len(phrases)) if phrases else None
+        self.regression_head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU(),
+                                             nn.Linear(hidden, 1)) if regression else None
         self.lm = LlamaForCausalLM(LlamaConfig(
             vocab_size=config.vocab_size, hidden_size=hidden, intermediate_size=config.intermediate_size,
             num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
@@ -117,16 +122,21 @@ class TinyVla(nn.Module):
 
     # -- training ------------------------------------------------------------------------
     def loss(self, batch: Batch, mode: str):
-        """Action-token loss; plus the planner's loss on rows whose prompt has no subtask."""
+        """Action-token loss (L1 for regression); plus the planner's loss on rows prompted without a subtask."""
         prefix = self.prefix_embeddings(batch)
         n_actions = self.chunk_size * self.action_dim
-        if mode == "parallel":
-            tail = self.action_queries.expand(prefix.shape[0], -1, -1)
-        else:
+        if mode == "autoregressive":
             tail = self.lm.get_input_embeddings()(batch.action_ids.flatten(1)[:, :-1])
+        else:
+            tail = self.action_queries.expand(prefix.shape[0], -1, -1)
         hidden = self.lm.model(inputs_embeds=torch.cat([prefix, tail], 1)).last_hidden_state
-        logits = self.lm.lm_head(hidden[:, -n_actions:])
-        loss, metrics = action_token_loss(self._action_slice(logits), batch.action_ids, self.action_tokenizer.first_id)
+        if mode == "regression":
+            predicted = self._regress(hidden[:, -n_actions:])
+            loss, metrics = action_regression_loss(predicted, batch.actions, self.action_tokenizer)
+        else:
+            logits = self.lm.lm_head(hidden[:, -n_actions:])
+            loss, metrics = action_token_loss(self._action_slice(logits), batch.action_ids,
+                                              self.action_tokenizer.first_id)
         if self.planner_head is not None and batch.plan_targets is not None:
             plan_loss, plan_metrics = self._planner_loss(hidden[:, prefix.shape[1] - 1], batch)
             loss = loss + plan_loss
@@ -158,6 +168,20 @@ class TinyVla(nn.Module):
         else:
             ids = self._predict_autoregressive(prefix)
         return ids.view(prefix.shape[0], self.chunk_size, self.action_dim)
+
+    @torch.no_grad()
+    def predict_actions(self, batch: Batch) -> torch.Tensor:
+        """(B, K, A) normalized actions in [-1, 1] from the regression head, one forward pass."""
+        if self.regression_head is None:
+            raise ValueError("this checkpoint has no regression head (trained with action tokens)")
+        prefix = self.prefix_embeddings(batch)
+        queries = self.action_queries.expand(prefix.shape[0], -1, -1)
+        hidden = self.lm.model(inputs_embeds=torch.cat([prefix, queries], 1)).last_hidden_state
+        return self._regress(hidden[:, -queries.shape[1]:]).clamp(-1.0, 1.0)
+
+    def _regress(self, query_hidden: torch.Tensor) -> torch.Tensor:
+        """(B, K*A, hidden) -> (B, K, A): one value per action query."""
+        return self.regression_head(query_hidden).view(query_hidden.shape[0], self.chunk_size, self.action_dim)
 
     @torch.no_grad()
     def predict_subtask(self, batch: Batch) -> list[str]:
