@@ -85,13 +85,18 @@ def test_overfits_a_handful_of_samples(data_file, tmp_path, decoding, action_mod
             checkpoint_policy(tmp_path / "ck", PolicyOptions(readout="mean"))
 
 
-def test_regression_head_overfits_and_decodes_only_as_regression(data_file, tmp_path):
+@pytest.mark.parametrize("gripper_tokens", [False, True])
+def test_regression_head_overfits_and_decodes_only_as_regression(data_file, tmp_path, gripper_tokens):
     cfg = TrainConfig(steps=250, batch_size=16, learning_rate=2e-3, warmup_steps=10, save_every=10**6,
                       eval_every=10**6, augment=False)
-    metrics = train([data_file], tmp_path / "ck", replace(SMALL, decoding="regression"), cfg, progress=False)
-    assert metrics["loss"] < 0.05, metrics  # mean absolute error in normalized units
+    config = replace(SMALL, decoding="regression", tiny=replace(SMALL.tiny, gripper_tokens=gripper_tokens))
+    metrics = train([data_file], tmp_path / "ck", config, cfg, progress=False)
+    if gripper_tokens:  # joints: L1; gripper: cross-entropy over its bins
+        assert metrics["joint_l1"] < 0.15 and metrics["gripper_accuracy"] > 0.95, metrics
+    else:
+        assert metrics["loss"] < 0.05, metrics  # mean absolute error in normalized units
     predictor = VlaPredictor.load(tmp_path / "ck")
-    assert predictor.model.regression_head is not None
+    assert predictor.model.regression_head is not None and predictor.config.tiny.gripper_tokens == gripper_tokens
     episode = _episode(1)
     obs = {k: v[2] for k, v in episode.observations.items()}
     chunk = predictor.predict(obs, episode.instruction)
@@ -111,6 +116,8 @@ def test_token_checkpoints_refuse_regression_decoding_and_hf_backbones_the_regre
                           mode="regression")
     with pytest.raises(ValueError, match="only the tiny backbone has a regression head"):
         VlaConfig(backbone="/some/hf/checkpoint", decoding="regression")
+    with pytest.raises(ValueError, match="--gripper-tokens .* needs --decoding regression"):
+        VlaConfig(decoding="parallel", tiny=TinyModelConfig(gripper_tokens=True))
 
 
 def test_checkpoint_files_and_resume_continue_the_same_run(data_file, tmp_path):

@@ -110,13 +110,14 @@ def cmd_train(args) -> int:
 def _tiny_config(args):
     from vla.config import TinyModelConfig
 
-    chosen = {name: value for name, value in (("image_grid", args.image_grid), ("keypoints", args.keypoints))
-              if value is not None}
+    chosen = {name: value for name, value in (("image_grid", args.image_grid), ("keypoints", args.keypoints),
+                                              ("gripper_tokens", args.gripper_tokens or None)) if value is not None}
     if not chosen:
         return TinyModelConfig()
     if args.backbone != "tiny":
         flags = ", ".join("--" + name.replace("_", "-") for name in chosen)
-        raise ValueError(f"{flags}: only for the tiny backbone's image encoder; a Hugging Face backbone keeps its own")
+        raise ValueError(f"{flags}: only for the tiny backbone; a Hugging Face backbone keeps its own image encoder "
+                         "and has no regression head")
     from vla.tiny_model import check_image_grid, check_keypoints
 
     tiny = TinyModelConfig(**chosen)
@@ -270,6 +271,8 @@ def _add_train_parser(sub) -> None:
                    help="tiny backbone: G x G image tokens per camera (default 4; at most image size / 16)")
     p.add_argument("--keypoints", type=int, metavar="K",
                    help="tiny backbone: K spatial-softmax keypoints per camera, 8 per extra token (default 0)")
+    p.add_argument("--gripper-tokens", action="store_true",
+                   help="with --decoding regression: regress the joints, keep the gripper command an action token")
     p.add_argument("--subtasks", action="store_true", help="condition on the dataset's subtask phrases "
                    "(for hierarchical policies; a flat policy is trained without)")
     p.add_argument("--skip-idle-frames", action="store_true",

@@ -23,6 +23,7 @@ class TinyModelConfig:
     vision_channels: tuple[int, ...] = (32, 64, 128)
     image_grid: int = 4  # image tokens per camera: grid x grid
     keypoints: int = 0  # spatial-softmax keypoints per camera, 8 per extra token (0: none)
+    gripper_tokens: bool = False  # regression decoding: regress the joints, keep the gripper an action token
     max_positions: int = 512
     planner_phrases: tuple[str, ...] = ()  # subtask phrases the planner head chooses from (empty: no planner)
 
@@ -62,6 +63,9 @@ class VlaConfig:
         if self.decoding == "regression" and self.backbone != "tiny":
             raise ValueError("--decoding regression: only the tiny backbone has a regression head so far; "
                              "use --decoding parallel with a Hugging Face backbone")
+        if self.tiny.gripper_tokens and self.decoding != "regression":
+            raise ValueError("--gripper-tokens splits the regression head (joints regressed, gripper an action "
+                             f"token); it needs --decoding regression, got {self.decoding!r}")
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))

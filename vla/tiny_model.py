@@ -131,8 +131,7 @@ class TinyVla(nn.Module):
             tail = self.action_queries.expand(prefix.shape[0], -1, -1)
         hidden = self.lm.model(inputs_embeds=torch.cat([prefix, tail], 1)).last_hidden_state
         if mode == "regression":
-            predicted = self._regress(hidden[:, -n_actions:])
-            loss, metrics = action_regression_loss(predicted, batch.actions, self.action_tokenizer)
+            loss, metrics = self._regression_loss(hidden[:, -n_actions:], batch)
         else:
             logits = self.lm.lm_head(hidden[:, -n_actions:])
             loss, metrics = action_token_loss(self._action_slice(logits), batch.action_ids,
@@ -142,6 +141,23 @@ class TinyVla(nn.Module):
             loss = loss + plan_loss
             metrics.update(plan_metrics)
         return loss, metrics
+
+    def _regression_loss(self, query_hidden: torch.Tensor, batch: Batch):
+        """L1 on every action; with gripper_tokens, L1 on the joints plus cross-entropy on the gripper's bins."""
+        predicted = self._regress(query_hidden)
+        if not self.config.gripper_tokens:
+            return action_regression_loss(predicted, batch.actions, self.action_tokenizer)
+        loss, metrics = action_regression_loss(predicted[..., :-1], batch.actions[..., :-1], self.action_tokenizer)
+        gripper_loss, gripper = action_token_loss(self._gripper_logits(query_hidden), batch.action_ids[..., -1:],
+                                                  self.action_tokenizer.first_id)
+        metrics.update(loss=metrics["loss"] + gripper["loss"], joint_l1=metrics["loss"],
+                       gripper_accuracy=gripper["accuracy"])
+        return loss + gripper_loss, metrics
+
+    def _gripper_logits(self, query_hidden: torch.Tensor) -> torch.Tensor:
+        """(B, K*A, hidden) -> (B, K, n_bins): the token head on each step's gripper query."""
+        gripper_hidden = query_hidden.view(query_hidden.shape[0], self.chunk_size, self.action_dim, -1)[:, :, -1]
+        return self._action_slice(self.lm.lm_head(gripper_hidden))
 
     def _planner_loss(self, last_prefix_hidden: torch.Tensor, batch: Batch):
         """Cross-entropy over the subtask phrases, on rows prompted without a subtask."""
@@ -176,8 +192,14 @@ class TinyVla(nn.Module):
             raise ValueError("this checkpoint has no regression head (trained with action tokens)")
         prefix = self.prefix_embeddings(batch)
         queries = self.action_queries.expand(prefix.shape[0], -1, -1)
-        hidden = self.lm.model(inputs_embeds=torch.cat([prefix, queries], 1)).last_hidden_state
-        return self._regress(hidden[:, -queries.shape[1]:]).clamp(-1.0, 1.0)
+        query_hidden = self.lm.model(inputs_embeds=torch.cat([prefix, queries], 1)).last_hidden_state[
+            :, -queries.shape[1]:]
+        actions = self._regress(query_hidden).clamp(-1.0, 1.0)
+        if self.config.gripper_tokens:
+            tokenizer = self.action_tokenizer
+            values = torch.as_tensor(tokenizer.decode(tokenizer.token_ids), dtype=actions.dtype, device=actions.device)
+            actions[..., -1] = values[self._gripper_logits(query_hidden).argmax(-1)]
+        return actions
 
     def _regress(self, query_hidden: torch.Tensor) -> torch.Tensor:
         """(B, K*A, hidden) -> (B, K, A): one value per action query."""
