@@ -9,7 +9,8 @@ import torch
 
 DECODING_MODES = ("autoregressive", "parallel", "regression")
 # regression: the parallel action queries read out as one continuous value each, trained with L1
-# (OpenVLA-OFT); its checkpoints decode only that way, and token checkpoints never do.
+# (OpenVLA-OFT; optionally the joints only, the gripper staying a token); its checkpoints decode only
+# that way, and token checkpoints never do.
 READOUTS = ("argmax", "mean")  # per action token: the likeliest bin, or the expected value (parallel only)
 
 

@@ -6,7 +6,8 @@ Sequence (fixed length, so train and inference see the same positions):
       autoregressive: the K*A action ids, teacher-forced (logit t predicts id t+1)
       parallel:       K*A learned action-query embeddings, one forward pass predicts all
       regression:     the same queries, each read out by an MLP as one continuous action value,
-                      trained with L1 on the normalized targets (OpenVLA-OFT) instead of 256 bins
+                      trained with L1 on the normalized targets (OpenVLA-OFT) instead of 256 bins;
+                      with gripper_tokens only the joints, the gripper queries stay on the token head
 The action ids are the last n_bins ids of the vocabulary (OpenVLA layout).
 """
 
