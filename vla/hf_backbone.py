@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from vla.batch import Batch, action_token_loss
+from vla.batch import DECODING_MODES, Batch, action_token_loss
 from vla.tokenizer import ActionTokenizer
 
 PROMPT = "In: What action should the robot take to {instruction}?"
@@ -284,7 +284,7 @@ class HFVla(torch.nn.Module):
         return cls(replace(config, path=str(directory)))
 
 
-TOKEN_MODES = ("autoregressive", "parallel")  # no regression head on Hugging Face backbones (yet)
+TOKEN_MODES = tuple(m for m in DECODING_MODES if m != "regression")  # no regression head here (yet)
 
 
 def check_mode(mode: str) -> None:

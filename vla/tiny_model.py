@@ -197,8 +197,7 @@ class TinyVla(nn.Module):
             :, -queries.shape[1]:]
         actions = self._regress(query_hidden).clamp(-1.0, 1.0)
         if self.config.gripper_tokens:
-            tokenizer = self.action_tokenizer
-            values = torch.as_tensor(tokenizer.decode(tokenizer.token_ids), dtype=actions.dtype, device=actions.device)
+            values = torch.as_tensor(self.action_tokenizer.token_values, dtype=actions.dtype, device=actions.device)
             actions[..., -1] = values[self._gripper_logits(query_hidden).argmax(-1)]
         return actions
 

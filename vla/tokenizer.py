@@ -41,10 +41,16 @@ class ActionTokenizer:
         index = np.clip(self.vocab_size - ids - 1, 0, self.n_bins - 2)
         return self.bin_centers[index]
 
+    @property
+    def token_values(self) -> np.ndarray:
+        """(n_bins,) the decoded value of every id in token_ids order: entry b is what class b of a
+        logit slice over the action ids means."""
+        return self.decode(self.token_ids)
+
     def mean_of(self, probs) -> np.ndarray:
         """(..., n_bins) probabilities over the ids first_id.. vocab_size - 1 -> (...,) their expected
         decoded value: a readout between bin centres, where argmax jumps from one bin to another."""
-        return np.asarray(probs, dtype=np.float64) @ self.decode(self.token_ids)
+        return np.asarray(probs, dtype=np.float64) @ self.token_values
 
     def ids_to_bins(self, ids) -> np.ndarray:
         """Token ids -> class index in [0, n_bins) (for losses over the action slice)."""
