@@ -8,7 +8,7 @@ from pathlib import Path
 from policies.base import Policy
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "policies" / "checkpoints" / "default"  # package data
-KNOWN = ("expert", "hold", "default", "a checkpoint directory", "grpc://HOST:PORT")
+KNOWN = ("expert", "hold", "default", "a checkpoint directory", "grpc://HOST:PORT", "replay:FILE[#DEMO]")
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,9 @@ def checkpoint_dir(spec: str) -> Path:
 
 def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Policy:
     """`expert` (privileged scripted expert, sim only), `hold` (keeps the current pose),
-    `default` (the shipped checkpoint), a checkpoint directory, or `grpc://HOST:PORT` (a policy
-    server; its bearer token, if it needs one, from the VLA_TOKEN environment variable)."""
+    `default` (the shipped checkpoint), a checkpoint directory, `grpc://HOST:PORT` (a policy
+    server; its bearer token, if it needs one, from the VLA_TOKEN environment variable), or
+    `replay:FILE[#DEMO]` (one demo's commands played blind: the open-loop baseline)."""
     if spec.startswith("grpc://"):
         if options != PolicyOptions():
             raise ValueError("--flat, --ensemble, --ensemble-decay, --gripper-latch, --readout, --execute-steps and "
@@ -46,6 +47,10 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
         from sim.experts.scripted import ScriptedExpert
 
         return ScriptedExpert(env)
+    if spec.startswith("replay:"):
+        from policies.open_loop import load_replay
+
+        return load_replay(spec, env.task.name if env is not None else None)
     if spec == "hold":
         from policies.hold import HoldPolicy
 

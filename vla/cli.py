@@ -220,7 +220,7 @@ def _add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a policy on a task")
     p.add_argument("--task", required=True)
     p.add_argument("--policy", required=True, help="expert | hold | default | CHECKPOINT_DIR | grpc://HOST:PORT "
-                   "(token from $VLA_TOKEN)")
+                   "(token from $VLA_TOKEN) | replay:FILE[#DEMO] (one demo played blind: the open-loop baseline)")
     add_policy_options(p)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--json", help="write the report (JSON) here")
