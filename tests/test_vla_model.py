@@ -235,6 +235,30 @@ def test_idle_frames_are_the_timed_wait_and_can_be_left_out_of_training():
     assert len(ChunkDataset([demo], SMALL.data, None, None)) == 10  # off by default
 
 
+def test_state_noise_perturbs_only_the_training_proprio_not_the_targets():
+    from vla.data import ChunkDataset, Demo
+    from vla.normalization import NormStats
+    from vla.tokenizer import ActionTokenizer
+
+    steps = np.linspace(-0.5, 0.5, 12)
+    demo = Demo(images=np.zeros((12, 1, 3, 4, 4), np.uint8), states=np.column_stack([steps, -steps]),
+                actions=np.column_stack([steps + 0.1, steps > 0]), instruction="lift the red cube", subtasks=[""] * 12)
+    stats = NormStats.compute("panda", np.column_stack([steps + 0.1, steps > 0]), demo.states)
+    tokenizer = ActionTokenizer(64 + 256, 256)
+    clean = ChunkDataset([demo], SMALL.data, stats, tokenizer)
+    noisy = ChunkDataset([demo], replace(SMALL.data, state_noise=0.1), stats, tokenizer)
+    for i in range(12):
+        np.testing.assert_array_equal(noisy.sample(i)["state_ids"], clean[i]["state_ids"])  # validation: no noise
+        np.testing.assert_array_equal(clean.sample(i, np.random.default_rng(i))["state_ids"], clean[i]["state_ids"])
+    rng = np.random.default_rng(0)
+    draws = [noisy.sample(5, rng) for _ in range(200)]
+    shift = np.array([d["state_ids"] for d in draws]) - clean[5]["state_ids"]
+    assert 0.5 < shift.std() / (0.1 * 128) < 1.5  # ~0.1 of the [-1, 1] range = ~12.8 bins
+    assert all(np.array_equal(d["action_ids"], clean[5]["action_ids"]) for d in draws)
+    with pytest.raises(ValueError, match="--state-noise 0.1"):
+        DataConfig(state_noise=-0.1)
+
+
 def _obs():
     return {k: v[0] for k, v in _episode(0).observations.items()}
 

@@ -94,7 +94,8 @@ def cmd_train(args) -> int:
     from vla.train import TrainConfig, train
 
     data = DataConfig(image_size=args.image_size, chunk_size=args.chunk_size, use_subtasks=args.subtasks,
-                      action_mode=args.action_mode, skip_idle_frames=args.skip_idle_frames)
+                      action_mode=args.action_mode, skip_idle_frames=args.skip_idle_frames,
+                      state_noise=args.state_noise)
     config = VlaConfig(backbone=args.backbone, decoding=args.decoding, data=data, lora_rank=args.lora_rank,
                        tiny=_tiny_config(args))
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
@@ -277,6 +278,9 @@ def _add_train_parser(sub) -> None:
                    "(for hierarchical policies; a flat policy is trained without)")
     p.add_argument("--skip-idle-frames", action="store_true",
                    help="leave out frames where the robot rests and the command repeats (timed waits of the demos)")
+    p.add_argument("--state-noise", type=float, default=0.0, metavar="S",
+                   help="training only: Gaussian noise of std S on the normalized proprio state (range [-1, 1]; "
+                        "e.g. 0.1), so the model steers back to the demos' path instead of following its own drift")
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--snapshot-every", type=int, default=0, metavar="N",

@@ -44,9 +44,13 @@ class DataConfig:
     subtask_dropout: float = 0.5  # with use_subtasks: share of samples prompted without it (flat + planner)
     action_mode: str = "absolute"  # or "delta": joint targets relative to the current joints (vla/action_space.py)
     skip_idle_frames: bool = False  # train without frames where neither robot nor command moves (vla/data.py)
+    state_noise: float = 0.0  # training only: std of Gaussian noise on the normalized proprio state ([-1, 1])
 
     def __post_init__(self):
         check_mode(self.action_mode)
+        if not 0.0 <= self.state_noise <= 1.0:
+            raise ValueError(f"state_noise is a std in the normalized state's [-1, 1] units; 0 <= it <= 1, "
+                             f"got {self.state_noise} (e.g. --state-noise 0.1)")
 
 
 @dataclass(frozen=True)

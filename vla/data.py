@@ -117,12 +117,21 @@ class ChunkDataset(torch.utils.data.Dataset):
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
+        return self.sample(i)
+
+    def sample(self, i: int, rng: np.random.Generator | None = None) -> dict:
+        """Sample i; with `rng` (training) the proprio state gets the config's `state_noise`: the
+        targets stay where the demo went, so the model learns to steer back to the path rather than
+        follow wherever the joints are (copycat drift)."""
         d, t = self.index[i]
         demo = self.demos[d]
         actions = np.clip(self.stats.action.normalize(chunk_targets(demo, t, self.config)), -1.0, 1.0)
+        state = self.stats.state.normalize(demo.states[t])
+        if rng is not None and self.config.state_noise > 0:
+            state = state + rng.normal(0.0, self.config.state_noise, size=state.shape)
         return {
             "images": demo.images[t],
-            "state_ids": self.tokenizer.encode(self.stats.state.normalize(demo.states[t])),
+            "state_ids": self.tokenizer.encode(state),
             "action_ids": self.tokenizer.encode(actions),
             "actions": actions.astype(np.float32),
             "instruction": demo.instruction,

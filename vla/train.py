@@ -80,7 +80,7 @@ def setup_runtime() -> Runtime:
 def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, augment: bool):
     generator = np.random.default_rng([cfg.seed, rank, step])
     indices = generator.integers(len(dataset), size=cfg.batch_size)
-    batch = collate([dataset[int(i)] for i in indices])
+    batch = collate([dataset.sample(int(i), generator if augment else None) for i in indices])
     if dataset.config.use_subtasks:
         batch = drop_subtasks(batch, dataset.config.subtask_dropout, generator)
     if augment:
