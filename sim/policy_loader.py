@@ -8,7 +8,7 @@ from pathlib import Path
 from policies.base import Policy
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "policies" / "checkpoints" / "default"  # package data
-KNOWN = ("expert", "hold", "default", "a checkpoint directory", "grpc://HOST:PORT", "replay:FILE[#DEMO]")
+KNOWN = ("expert", "expert:fixed-yaw", "hold", "default", "a checkpoint directory", "grpc://HOST:PORT", "replay:FILE[#DEMO]")
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,10 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
         from policies.remote import RemotePolicy
 
         return RemotePolicy(spec, token=os.environ.get("VLA_TOKEN") or None)
-    if spec == "expert":
-        from sim.experts.scripted import ScriptedExpert
+    if spec in ("expert", "expert:fixed-yaw"):
+        from sim.experts.scripted import ExpertConfig, ScriptedExpert
 
-        return ScriptedExpert(env)
+        return ScriptedExpert(env, ExpertConfig(align_yaw=spec == "expert"))
     if spec.startswith("replay:"):
         from policies.open_loop import load_replay
 

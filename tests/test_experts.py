@@ -1,6 +1,6 @@
 import numpy as np
 
-from sim.experts.scripted import ScriptedExpert
+from sim.experts.scripted import ExpertConfig, ScriptedExpert
 from sim.rollout import run_episode
 
 EXPECTED_PHASES = {
@@ -49,3 +49,31 @@ def test_expert_actions_are_valid_joint_targets(env_cache):
         assert np.all(chunk.actions[0, :7] >= env.joint_low) and np.all(chunk.actions[0, :7] <= env.joint_high)
         assert chunk.actions[0, 7] in (0.0, 1.0)
         obs, *_ = env.step(chunk.actions[0])
+
+
+def _joint_moves(env, expert, seeds, steps: int = 8) -> np.ndarray:
+    """(seeds, 7): how far each joint target is from the start pose after `steps` steps."""
+    moves = []
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        expert.reset(obs["instruction"])
+        start = np.array(obs["robot0_joint_pos"])
+        for _ in range(steps):
+            action = expert.act(obs).actions[0]
+            obs, *_ = env.step(action)
+        moves.append(action[:7] - start)
+    return np.array(moves)
+
+
+def test_fixed_yaw_expert_keeps_its_start_yaw_and_a_steadier_joint_path(env_cache):
+    env = env_cache("lift")
+    aligned, fixed = ScriptedExpert(env), ScriptedExpert(env, ExpertConfig(align_yaw=False))
+    spread_aligned = _joint_moves(env, aligned, range(8)).std(0)
+    spread_fixed = _joint_moves(env, fixed, range(8)).std(0)
+    np.testing.assert_allclose(fixed.target_rot, fixed.down_rot)
+    assert not np.allclose(aligned.target_rot, aligned.down_rot)
+    # the cube's random turn no longer swings the base, elbow and wrist joints (0, 2, 6) apart
+    assert spread_fixed[[0, 2, 6]].sum() < 0.5 * spread_aligned[[0, 2, 6]].sum()
+    for task in ("lift", "pick-color"):
+        result = run_episode(env_cache(task), ScriptedExpert(env_cache(task), ExpertConfig(align_yaw=False)), seed=11)
+        assert result.success, f"fixed-yaw expert failed {task}"

@@ -16,7 +16,8 @@ def cmd_collect(args) -> int:
     from sim.collect import collect
 
     noise = ActionNoise(args.action_noise) if args.action_noise else None
-    report = collect(args.task, args.episodes, args.out, seed=args.seed, workers=args.workers,
+    policy = "expert" if args.expert_yaw == "aligned" else "expert:fixed-yaw"
+    report = collect(args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, policy=policy,
                      append=args.append, env_config=env_config(args), progress=not args.quiet, noise=noise)
     print(f"kept {report.kept} successful episodes, {report.failed} failed "
           f"({report.attempts} attempts) in {report.wall_s:.1f} s = {report.episodes_per_min:.1f} episodes/min "
@@ -190,6 +191,9 @@ def _add_collect_parser(sub) -> None:
     p.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
                    help="execute the expert's joint targets with a drifting offset of this standard deviation "
                         "and record the clean targets (DART-style recovery demos; 0: none)")
+    p.add_argument("--expert-yaw", choices=("aligned", "fixed"), default="aligned",
+                   help="aligned: the expert turns the fingers to the cube's faces on the way down; fixed: it keeps "
+                        "the start yaw, so its joint path depends on where the cube is, not on how it is turned")
     add_run_options(p)
     p.set_defaults(func=cmd_collect)
 

@@ -27,6 +27,7 @@ class ExpertConfig:
     lift_height: float = 0.15
     place_clearance: float = 0.012  # gap between held cube and base cube before release
     tolerance: float = 0.008
+    align_yaw: bool = True  # turn the fingers to the cube's faces; False: keep the start yaw (cubes <= 5 cm fit anyway)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class ScriptedExpert:
 
     def _cube_pos(self, color: str, align: bool = False) -> np.ndarray:
         pos, quat = self.env.cube_pose(color)
-        if align:
+        if align and self.config.align_yaw:
             self.target_rot = yaw_rotation(_grasp_yaw_offset(quat, self.down_rot)) @ self.down_rot
         return pos
 
