@@ -224,7 +224,7 @@ def _add_offline_error_parser(sub) -> None:
 def _add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a policy on a task")
     p.add_argument("--task", required=True)
-    p.add_argument("--policy", required=True, help="expert | hold | default | CHECKPOINT_DIR | grpc://HOST:PORT "
+    p.add_argument("--policy", required=True, help="expert | expert:fixed-yaw | hold | default | CHECKPOINT_DIR | grpc://HOST:PORT "
                    "(token from $VLA_TOKEN) | replay:FILE[#DEMO] (one demo played blind: the open-loop baseline)")
     add_policy_options(p)
     p.add_argument("--episodes", type=int, default=10)
