@@ -51,7 +51,7 @@ def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int =
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     get_task(task)
-    writer = DatasetWriter(out, task, env_args(task, env_config), append=append)
+    writer = DatasetWriter(out, task, {**env_args(task, env_config), "demonstrator": policy}, append=append)
     spec = WorkerSpec(task=task, policy=policy, env_config=env_config, record=True, noise=noise)
     max_attempts = MAX_ATTEMPTS_PER_EPISODE * episodes
     started = time.perf_counter()

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+from sim.dataset import open_dataset
 from sim.policy_loader import DEFAULT_CHECKPOINT, PolicyOptions, make_policy
 from vla.cli import main
 from vla.inference import VlaPredictor
@@ -88,6 +89,7 @@ def test_offline_error_scores_the_shipped_checkpoint_against_holding_still(tmp_p
     data, report_path = tmp_path / "lift.hdf5", tmp_path / "offline.json"
     assert main(["collect", "--task", "lift", "--episodes", "2", "--seed", "424242", "--out", str(data),
                  "--expert-yaw", "fixed", "--quiet"]) == 0  # the demos the shipped model imitates
+    assert open_dataset(data).env_args["demonstrator"] == "expert:fixed-yaw"
     assert main(["offline-error", "--policy", "default", "--data", str(data), "--every", "2",
                  "--json", str(report_path)]) == 0
     report = json.loads(report_path.read_text())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from policies.open_loop import OpenLoopReplay, load_replay, parse_replay_spec
-from sim.dataset import DatasetError, read_episode
+from sim.dataset import DatasetError, open_dataset, read_episode
 from vla.cli import main
 
 
@@ -44,6 +44,7 @@ def test_replaying_a_demo_on_its_own_seed_succeeds_through_vla_eval(lift_demo, t
                  "--seed", "7", "--image-size", "48", "--json", str(report_path), "--quiet"]) == 0
     report = json.loads(report_path.read_text())
     recorded = read_episode(lift_demo, "demo_0")
+    assert open_dataset(lift_demo).env_args["demonstrator"] == "expert"  # which expert made the demos
     assert report["successes"] == 1
     assert report["episodes_detail"][0]["steps"] == len(recorded.actions)
 
