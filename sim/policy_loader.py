@@ -8,7 +8,13 @@ from pathlib import Path
 from policies.base import Policy
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "policies" / "checkpoints" / "default"  # package data
-KNOWN = ("expert", "expert:fixed-yaw", "hold", "default", "a checkpoint directory", "grpc://HOST:PORT", "replay:FILE[#DEMO]")
+EXPERT_ALIGNS_YAW = {"expert": True, "expert:fixed-yaw": False}  # --policy name -> ExpertConfig.align_yaw
+KNOWN = (*EXPERT_ALIGNS_YAW, "hold", "default", "a checkpoint directory", "grpc://HOST:PORT", "replay:FILE[#DEMO]")
+
+
+def expert_name(align_yaw: bool) -> str:
+    """The --policy name of the scripted expert that does (not) turn the fingers to the cube."""
+    return next(name for name, aligns in EXPERT_ALIGNS_YAW.items() if aligns == align_yaw)
 
 
 @dataclass(frozen=True)
@@ -43,10 +49,10 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
         from policies.remote import RemotePolicy
 
         return RemotePolicy(spec, token=os.environ.get("VLA_TOKEN") or None)
-    if spec in ("expert", "expert:fixed-yaw"):
+    if spec in EXPERT_ALIGNS_YAW:
         from sim.experts.scripted import ExpertConfig, ScriptedExpert
 
-        return ScriptedExpert(env, ExpertConfig(align_yaw=spec == "expert"))
+        return ScriptedExpert(env, ExpertConfig(align_yaw=EXPERT_ALIGNS_YAW[spec]))
     if spec.startswith("replay:"):
         from policies.open_loop import load_replay
 

@@ -14,9 +14,10 @@ from vla.cli_wire import add_robot_parser, add_serve_parser
 def cmd_collect(args) -> int:
     from sim.action_noise import ActionNoise
     from sim.collect import collect
+    from sim.policy_loader import expert_name
 
     noise = ActionNoise(args.action_noise) if args.action_noise else None
-    policy = "expert" if args.expert_yaw == "aligned" else "expert:fixed-yaw"
+    policy = expert_name(align_yaw=args.expert_yaw == "aligned")
     report = collect(args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, policy=policy,
                      append=args.append, env_config=env_config(args), progress=not args.quiet, noise=noise)
     print(f"kept {report.kept} successful episodes, {report.failed} failed "
@@ -224,8 +225,9 @@ def _add_offline_error_parser(sub) -> None:
 def _add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a policy on a task")
     p.add_argument("--task", required=True)
-    p.add_argument("--policy", required=True, help="expert | expert:fixed-yaw | hold | default | CHECKPOINT_DIR | grpc://HOST:PORT "
-                   "(token from $VLA_TOKEN) | replay:FILE[#DEMO] (one demo played blind: the open-loop baseline)")
+    p.add_argument("--policy", required=True, help="expert | expert:fixed-yaw | hold | default | CHECKPOINT_DIR | "
+                   "grpc://HOST:PORT (token from $VLA_TOKEN) | replay:FILE[#DEMO] (one demo played blind: "
+                   "the open-loop baseline)")
     add_policy_options(p)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--json", help="write the report (JSON) here")
