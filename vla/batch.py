@@ -25,6 +25,8 @@ class Batch:
     action_ids:  (B, K, A) int64 target action token ids (None at inference)
     plan_targets: (B,) int64 index of the current subtask phrase for the planner (-1: none)
     actions:     (B, K, A) float32 the same targets normalized to [-1, 1], unbinned (None at inference)
+    objects:     (B, 6) float32 the goal's target and base cube positions, normalized (NaN: no base cube);
+                 privileged, for the auxiliary loss in training only (None otherwise)
     """
 
     images: torch.Tensor
@@ -34,11 +36,12 @@ class Batch:
     action_ids: torch.Tensor | None = None
     plan_targets: torch.Tensor | None = None
     actions: torch.Tensor | None = None
+    objects: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(move(self.images), move(self.state_ids), self.instructions, self.subtasks,
-                     move(self.action_ids), move(self.plan_targets), move(self.actions))
+                     move(self.action_ids), move(self.plan_targets), move(self.actions), move(self.objects))
 
     @property
     def size(self) -> int:

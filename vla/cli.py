@@ -102,7 +102,8 @@ def cmd_train(args) -> int:
                        tiny=_tiny_config(args))
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                       save_every=args.save_every, eval_every=args.eval_every, seed=args.seed,
-                      snapshot_every=args.snapshot_every, ema_decay=args.ema_decay)
+                      snapshot_every=args.snapshot_every, ema_decay=args.ema_decay,
+                      image_shift=_image_shift(args))
     metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
@@ -110,11 +111,19 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _image_shift(args) -> int:
+    if not 0 <= args.image_shift < args.image_size // 2:
+        raise ValueError(f"--image-shift is a number of pixels, 0 (off) to {args.image_size // 2 - 1} for "
+                         f"{args.image_size}-pixel images, got {args.image_shift}")
+    return args.image_shift
+
+
 def _tiny_config(args):
     from vla.config import TinyModelConfig
 
     chosen = {name: value for name, value in (("image_grid", args.image_grid), ("keypoints", args.keypoints),
-                                              ("gripper_tokens", args.gripper_tokens or None)) if value is not None}
+                                              ("gripper_tokens", args.gripper_tokens or None),
+                                              ("object_loss", args.object_loss)) if value is not None}
     if not chosen:
         return TinyModelConfig()
     if args.backbone != "tiny":
@@ -287,6 +296,11 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--state-noise", type=float, default=0.0, metavar="S",
                    help="training only: Gaussian noise of std S on the normalized proprio state (range [-1, 1]; "
                         "e.g. 0.1), so the model steers back to the demos' path instead of following its own drift")
+    p.add_argument("--object-loss", type=float, metavar="W",
+                   help="tiny backbone: also predict where the goal's cubes are (privileged sim state, training "
+                        "only) with weight W (e.g. 1; default 0: off), so the image encoder learns to localize them")
+    p.add_argument("--image-shift", type=int, default=6, metavar="PX",
+                   help="augmentation: shift each training image by up to PX pixels (default 6; 0: off)")
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--snapshot-every", type=int, default=0, metavar="N",

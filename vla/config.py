@@ -26,6 +26,12 @@ class TinyModelConfig:
     gripper_tokens: bool = False  # regression decoding: regress the joints, keep the gripper an action token
     max_positions: int = 512
     planner_phrases: tuple[str, ...] = ()  # subtask phrases the planner head chooses from (empty: no planner)
+    object_loss: float = 0.0  # training: weight of the auxiliary "where are the goal's cubes" loss (0: no head)
+
+    def __post_init__(self):
+        if self.object_loss < 0:
+            raise ValueError(f"object_loss is a loss weight, >= 0 (0: off), got {self.object_loss}; "
+                             "e.g. --object-loss 1")
 
     @property
     def vocab_size(self) -> int:

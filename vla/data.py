@@ -26,17 +26,23 @@ class Demo:
     actions: np.ndarray  # (T, A) float64
     instruction: str
     subtasks: list[str]
+    objects: np.ndarray | None = None  # (T, 6) world xyz of the goal's target and base cube (NaN: none)
 
 
-def load_demos(paths: list[str], config: DataConfig) -> tuple[list[Demo], list[Demo]]:
-    """(train, valid) demos of every file, split by each file's /mask (valid: /mask/valid)."""
+def load_demos(paths: list[str], config: DataConfig, with_objects: bool = False
+               ) -> tuple[list[Demo], list[Demo]]:
+    """(train, valid) demos of every file, split by each file's /mask (valid: /mask/valid); with
+    `with_objects` also where the goal's cubes are (privileged, for the auxiliary loss)."""
     train, valid = [], []
     for path in paths:
         with _open(path) as f:
             valid_names = {n.decode() if isinstance(n, bytes) else n for n in f["mask/valid"][()]} \
                 if "mask/valid" in f else set()
+            locate = _object_locator(path, f) if with_objects else None
             for name in f["data"]:
                 demo = _read_demo(path, f["data"][name], config)
+                if locate is not None:
+                    demo.objects = locate(f["data"][name])
                 (valid if name in valid_names else train).append(demo)
     if not train:
         raise ValueError(f"no training demos in {paths}")
@@ -48,6 +54,28 @@ def _open(path: str) -> h5py.File:
         return h5py.File(path, "r", locking=False)
     except (OSError, FileNotFoundError) as error:
         raise ValueError(f"cannot read dataset {path}: {error}; pass files made by `vla collect`") from error
+
+
+def _object_locator(path: str, f: h5py.File):
+    """A function demo group -> (T, 6) goal cube positions, for the scene this file was recorded in."""
+    import json
+
+    from sim.object_positions import cube_qpos_addresses, goal_cube_positions
+    from sim.tasks import Goal
+
+    demos = list(f["data"])
+    try:
+        task = json.loads(f["data"].attrs["env_args"])["task"]
+        addresses = cube_qpos_addresses(task, f["data"][demos[0]].attrs["model_file"]) if demos else {}
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(f"{path}: cannot tell where the cubes are ({error}); --object-loss needs files "
+                         "recorded by `vla collect` (env_args with the task, model_file and states per demo)") from error
+
+    def locate(group: h5py.Group) -> np.ndarray:
+        goal = Goal.from_dict(json.loads(group.attrs["goal"]))
+        return goal_cube_positions(addresses, goal, group["states"][()])
+
+    return locate
 
 
 def _read_demo(path: str, group: h5py.Group, config: DataConfig) -> Demo:
@@ -101,12 +129,23 @@ def idle_frames(demo: Demo) -> np.ndarray:
     return idle
 
 
+OBJECT_SCALE = 0.05  # m: goal cube positions are trained as (xyz - centre) / 5 cm
+
+
+def object_centre(demos: list[Demo]) -> np.ndarray:
+    """(3,) mean world position of the goal cubes over the demos' frames (the auxiliary targets' origin)."""
+    points = np.concatenate([d.objects.reshape(-1, 3) for d in demos])
+    return np.nanmean(points, axis=0)
+
+
 class ChunkDataset(torch.utils.data.Dataset):
-    """Indexable samples (without idle frames when the config says so); collate with `collate`."""
+    """Indexable samples (without idle frames when the config says so); collate with `collate`.
+    With `object_centre` (demos loaded with_objects) each sample carries its goal cubes' positions."""
 
     def __init__(self, demos: list[Demo], config: DataConfig, stats: NormStats, tokenizer: ActionTokenizer,
-                 phrases: tuple[str, ...] = ()):
+                 phrases: tuple[str, ...] = (), object_centre: np.ndarray | None = None):
         self.demos, self.config, self.stats, self.tokenizer = demos, config, stats, tokenizer
+        self.object_centre = object_centre
         self.phrase_index = {phrase: i for i, phrase in enumerate(phrases)}
         self.index = [(d, t) for d, demo in enumerate(demos) for t in np.flatnonzero(~self._skipped(demo))]
 
@@ -129,7 +168,7 @@ class ChunkDataset(torch.utils.data.Dataset):
         state = self.stats.state.normalize(demo.states[t])
         if rng is not None and self.config.state_noise > 0:
             state = state + rng.normal(0.0, self.config.state_noise, size=state.shape)
-        return {
+        sample = {
             "images": demo.images[t],
             "state_ids": self.tokenizer.encode(state),
             "action_ids": self.tokenizer.encode(actions),
@@ -138,6 +177,10 @@ class ChunkDataset(torch.utils.data.Dataset):
             "subtask": demo.subtasks[t] if self.config.use_subtasks else "",
             "plan_target": self.phrase_index.get(demo.subtasks[t], -1),
         }
+        if self.object_centre is not None:
+            sample["objects"] = ((demo.objects[t].reshape(2, 3) - self.object_centre) / OBJECT_SCALE
+                                 ).reshape(-1).astype(np.float32)
+        return sample
 
 
 def collate(samples: list[dict]) -> Batch:
@@ -149,6 +192,7 @@ def collate(samples: list[dict]) -> Batch:
         action_ids=torch.from_numpy(np.stack([s["action_ids"] for s in samples])),
         plan_targets=torch.tensor([s.get("plan_target", -1) for s in samples], dtype=torch.long),
         actions=torch.from_numpy(np.stack([s["actions"] for s in samples])),
+        objects=torch.from_numpy(np.stack([s["objects"] for s in samples])) if "objects" in samples[0] else None,
     )
 
 

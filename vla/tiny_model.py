@@ -19,6 +19,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from vla.batch import Batch, action_regression_loss, action_token_loss
 from vla.config import DataConfig, TinyModelConfig
+from vla.data import OBJECT_SCALE
 from vla.text_tokenizer import WordTokenizer
 from vla.tokenizer import ActionTokenizer
 
@@ -105,6 +106,8 @@ class TinyVla(nn.Module):
         self.planner_head = nn.Linear(hidden, len(phrases)) if phrases else None
         self.regression_head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU(),
                                              nn.Linear(hidden, 1)) if regression else None
+        self.object_head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU(),
+                                         nn.Linear(hidden, 6)) if config.object_loss > 0 else None
         self.lm = LlamaForCausalLM(LlamaConfig(
             vocab_size=config.vocab_size, hidden_size=hidden, intermediate_size=config.intermediate_size,
             num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
@@ -141,6 +144,10 @@ class TinyVla(nn.Module):
             plan_loss, plan_metrics = self._planner_loss(hidden[:, prefix.shape[1] - 1], batch)
             loss = loss + plan_loss
             metrics.update(plan_metrics)
+        if self.object_head is not None and batch.objects is not None:
+            object_loss, object_metrics = self._object_loss(hidden[:, prefix.shape[1] - 1], batch.objects)
+            loss = loss + self.config.object_loss * object_loss
+            metrics.update(object_metrics)
         return loss, metrics
 
     def _regression_loss(self, query_hidden: torch.Tensor, batch: Batch):
@@ -171,6 +178,18 @@ class TinyVla(nn.Module):
         loss = nn.functional.cross_entropy(logits.float(), targets[rows])
         accuracy = (logits.argmax(-1) == targets[rows]).float().mean()
         return loss, {"plan_loss": float(loss.detach()), "plan_accuracy": float(accuracy)}
+
+    def _object_loss(self, last_prefix_hidden: torch.Tensor, targets: torch.Tensor):
+        """Auxiliary loss: the goal's target and base cube positions (normalized) from the prefix's last
+        token, which has seen the cameras, the goal and the state. Privileged sim state, training only: it
+        makes the image encoder localize the cubes, which the action loss alone barely asks of it."""
+        predicted = self.object_head(last_prefix_hidden).float().view(-1, 2, 3)
+        targets = targets.to(predicted.device).view(-1, 2, 3)
+        known = torch.isfinite(targets).all(-1)  # (B, 2): no base cube on pick goals
+        error = (predicted - targets.nan_to_num())[known]
+        loss = error.square().sum(-1).mean()
+        centimetres = error.detach().norm(dim=-1).mean() * OBJECT_SCALE * 100
+        return loss, {"object_loss": float(loss.detach()), "object_error_cm": float(centimetres)}
 
     def forward(self, batch: Batch, mode: str):
         """Training entry point (so DDP sees a forward call): same as loss()."""

@@ -18,7 +18,8 @@ import torch
 
 from vla.checkpoint import build_model, load_checkpoint, load_training_state, save_checkpoint
 from vla.config import VlaConfig
-from vla.data import ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, random_shift
+from vla.data import (ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, object_centre,
+                      random_shift)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class TrainConfig:
     eval_batches: int = 4
     seed: int = 0
     augment: bool = True
+    image_shift: int = 6  # with augment: shift each training image by up to this many pixels (0: off)
     snapshot_every: int = 0  # also keep the weights of every N-th step under OUT/snapshots/ (0: off)
     ema_decay: float = 0.0  # and an exponential moving average of them (e.g. 0.999; 0: off)
 
@@ -83,9 +85,9 @@ def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, 
     batch = collate([dataset.sample(int(i), generator if augment else None) for i in indices])
     if dataset.config.use_subtasks:
         batch = drop_subtasks(batch, dataset.config.subtask_dropout, generator)
-    if augment:
+    if augment and cfg.image_shift:
         torch.manual_seed(int(generator.integers(2**31)))
-        batch.images = random_shift(batch.images)
+        batch.images = random_shift(batch.images, cfg.image_shift)
     return batch
 
 
@@ -111,7 +113,7 @@ def validate(model, dataset: ChunkDataset, cfg: TrainConfig, mode: str, runtime:
         batch = sample_batch(dataset, cfg, step=i, rank=10**6, augment=False)
         with runtime.autocast():
             _, metrics = model(batch.to(runtime.device), mode)
-        for key in ("loss", "accuracy", "plan_accuracy"):
+        for key in ("loss", "accuracy", "plan_accuracy", "object_error_cm"):
             if key in metrics:
                 totals[key] = totals.get(key, 0.0) + metrics[key] / cfg.eval_batches
     return totals
@@ -124,14 +126,16 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool):
         state = load_training_state(out)
     else:
         model, stats, state = None, None, None
-    train_demos, valid_demos = load_demos(data_paths, config.data)
+    with_objects = config.backbone == "tiny" and config.tiny.object_loss > 0
+    train_demos, valid_demos = load_demos(data_paths, config.data, with_objects)
+    centre = object_centre(train_demos) if with_objects else None
     if stats is None:
         stats = compute_norm_stats(train_demos, config.data)
     if model is None:
         config, model = _fresh_model(config, train_demos + valid_demos)
     tokenizer, phrases = model.action_tokenizer, config.tiny.planner_phrases
-    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer, phrases)
-    valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases)
+    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer, phrases, centre)
+    valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases, centre)
     return config, model, stats, train_set, valid_set, state
 
 

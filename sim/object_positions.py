@@ -1,0 +1,44 @@
+"""Where the goal's cubes are in a recorded episode, read from its simulator states.
+
+Privileged information: training may use it as an auxiliary target (`vla train --object-loss`);
+no policy sees it. A recorded state is [time, qpos, qvel] (robosuite's flattened MjSimState), and
+a cube's free joint keeps its world position in the first three of its seven qpos values.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from sim.env import localize_asset_paths
+from sim.tasks import Goal, get_task
+
+GOAL_CUBE_VALUES = 6  # target xyz, then base xyz (NaN when the goal has no base cube)
+
+
+def cube_qpos_addresses(task: str, model_xml: str) -> dict[str, int]:
+    """Colour -> index of the cube's x position in the flattened state, for the scene in `model_xml`."""
+    model = mujoco.MjModel.from_xml_string(localize_asset_paths(model_xml))
+    addresses = {}
+    for color, body_name in get_task(task).cube_bodies.items():
+        body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, body_name)
+        if body < 0 or model.body_jntnum[body] != 1:
+            raise ValueError(f"the recorded scene has no free cube body {body_name!r} for task {task!r}: "
+                             "was the file recorded on another task?")
+        joint = model.body_jntadr[body]
+        if model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE:
+            raise ValueError(f"{body_name!r} is not a free body in the recorded scene of task {task!r}")
+        addresses[color] = 1 + int(model.jnt_qposadr[joint])  # 1: the state starts with the time
+    return addresses
+
+
+def goal_cube_positions(addresses: dict[str, int], goal: Goal, states: np.ndarray) -> np.ndarray:
+    """(T, 6) world xyz of the goal's target cube and of its base cube (NaN without one) at each state."""
+    out = np.full((len(states), GOAL_CUBE_VALUES), np.nan)
+    for slot, color in enumerate((goal.target, goal.base)):
+        if color is None:
+            continue
+        if color not in addresses:
+            raise ValueError(f"goal colour {color!r} has no cube in this scene (cubes: {sorted(addresses)})")
+        out[:, 3 * slot:3 * slot + 3] = states[:, addresses[color]:addresses[color] + 3]
+    return out

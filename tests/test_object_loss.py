@@ -1,0 +1,111 @@
+"""The auxiliary goal-cube loss (`vla train --object-loss`) and the image-shift option."""
+
+import csv
+
+import h5py
+import numpy as np
+import pytest
+
+from sim.object_positions import goal_cube_positions
+from sim.tasks import Goal
+from vla.cli import main
+from vla.config import DataConfig
+from vla.data import load_demos
+
+IMAGE = 32
+
+
+@pytest.fixture(scope="module")
+def stack_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "stack.hdf5"
+    assert main(["collect", "--task", "stack", "--out", str(out), "--image-size", str(IMAGE), "--episodes", "1",
+                 "--seed", "3", "--quiet"]) == 0
+    return str(out)
+
+
+def test_goal_cube_positions_are_where_the_simulator_puts_the_cubes(stack_file, env_cache):
+    (demo,), _ = load_demos([stack_file], DataConfig(image_size=IMAGE), with_objects=True)
+    with h5py.File(stack_file, "r") as f:
+        states = f["data/demo_0/states"][()]
+    env = env_cache("stack", IMAGE)
+    env.reset(seed=3)
+    for t in (0, len(states) // 2, len(states) - 1):
+        env.set_mujoco_state(states[t])
+        np.testing.assert_allclose(demo.objects[t, :3], env.cube_pose("red")[0], atol=1e-9)  # the goal's target
+        np.testing.assert_allclose(demo.objects[t, 3:], env.cube_pose("green")[0], atol=1e-9)  # and its base
+    assert demo.objects[-1, 2] - demo.objects[0, 2] > 0.02  # the red cube went up onto the green one
+
+
+def test_a_goal_without_a_base_cube_leaves_its_slot_unknown():
+    states = np.arange(40.0).reshape(2, 20)
+    positions = goal_cube_positions({"red": 4, "blue": 10}, Goal("blue"), states)
+    np.testing.assert_array_equal(positions[:, :3], states[:, 10:13])
+    assert np.isnan(positions[:, 3:]).all()
+    with pytest.raises(ValueError, match="'green' has no cube"):
+        goal_cube_positions({"red": 4}, Goal("red", "green"), states)
+
+
+def test_object_loss_trains_a_head_that_localizes_and_the_policy_still_acts(stack_file, tmp_path):
+    from vla.inference import VlaPredictor
+
+    out = tmp_path / "ck"
+    assert main(["train", "--data", stack_file, "--out", str(out), "--image-size", str(IMAGE), "--image-grid", "2",
+                 "--steps", "40", "--batch-size", "8", "--lr", "1e-3", "--eval-every", "20", "--object-loss", "1",
+                 "--image-shift", "0", "--quiet"]) == 0
+    with open(out / "metrics.csv") as f:
+        errors = [float(row["value"]) for row in csv.DictReader(f) if row["name"] == "object_error_cm"]
+    assert len(errors) == 40 and np.mean(errors[-5:]) < np.mean(errors[:5])  # centimetres off, falling
+    predictor = VlaPredictor.load(out)
+    assert predictor.model.config.object_loss == 1.0
+    with h5py.File(stack_file, "r") as f:
+        obs = {key: f[f"data/demo_0/obs/{key}"][0] for key in
+               ("agentview_image", "robot0_eye_in_hand_image", "robot0_joint_pos", "robot0_gripper_qpos")}
+    chunk = predictor.predict(obs, "stack the red cube on the green cube")
+    assert chunk.shape[1] == 8 and np.isfinite(chunk).all()
+
+
+def test_object_loss_needs_recorded_scenes_and_a_valid_weight(tmp_path, capsys):
+    from sim.dataset import DatasetWriter
+    from sim.episode import Episode
+
+    path = tmp_path / "no_scene.hdf5"
+    steps = 4
+    images = np.zeros((steps, IMAGE, IMAGE, 3), np.uint8)
+    DatasetWriter(path, "lift", {"task": "lift"}).write(Episode(
+        seed=0, instruction="lift the red cube", goal={"target": "red"}, actions=np.zeros((steps, 8), np.float32),
+        observations={"agentview_image": images, "robot0_eye_in_hand_image": images,
+                      "robot0_joint_pos": np.zeros((steps, 7)), "robot0_gripper_qpos": np.zeros((steps, 2))},
+        states=np.zeros((steps, 5)), rewards=np.zeros(steps), dones=np.zeros(steps, np.uint8),
+        subtasks=["grasp"] * steps, model_file="<mujoco/>", success=True))
+    args = ["train", "--data", str(path), "--image-size", str(IMAGE), "--image-grid", "2", "--steps", "1", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "a"), "--object-loss", "1"]) == 2
+    assert "no free cube body 'cube_main'" in capsys.readouterr().err
+    assert main(args + ["--out", str(tmp_path / "b"), "--object-loss", "-1"]) == 2
+    assert "object_loss is a loss weight" in capsys.readouterr().err
+    assert main(args + ["--out", str(tmp_path / "c"), "--image-shift", "16"]) == 2
+    assert "--image-shift is a number of pixels, 0 (off) to 15" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_image_shift_zero_keeps_the_training_images():
+    import torch
+
+    from vla.train import TrainConfig, sample_batch
+
+    class Images:  # the two calls draw the same rows; only the shift differs
+        config = DataConfig(image_size=IMAGE)
+
+        def __len__(self):
+            return 4
+
+        def sample(self, i, rng=None):
+            image = np.arange(2 * 3 * IMAGE * IMAGE, dtype=np.int64).reshape(2, 3, IMAGE, IMAGE) % 251
+            return {"images": (image + i).astype(np.uint8), "state_ids": np.zeros(9, np.int64),
+                    "action_ids": np.zeros((2, 8), np.int64), "actions": np.zeros((2, 8), np.float32),
+                    "instruction": "lift the red cube", "subtask": "", "plan_target": -1}
+
+    plain = sample_batch(Images(), TrainConfig(batch_size=4, image_shift=0), step=0, rank=0, augment=True)
+    shifted = sample_batch(Images(), TrainConfig(batch_size=4, image_shift=6), step=0, rank=0, augment=True)
+    reference = sample_batch(Images(), TrainConfig(batch_size=4), step=0, rank=0, augment=False)
+    assert torch.equal(plain.images, reference.images)
+    assert not torch.equal(shifted.images, reference.images)
