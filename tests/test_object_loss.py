@@ -23,17 +23,18 @@ def stack_file(tmp_path_factory):
     return str(out)
 
 
-def test_goal_cube_positions_are_where_the_simulator_puts_the_cubes(stack_file, env_cache):
+def test_goal_cubes_are_given_where_the_simulator_puts_them_from_the_gripper(stack_file, env_cache):
     (demo,), _ = load_demos([stack_file], DataConfig(image_size=IMAGE), with_objects=True)
     with h5py.File(stack_file, "r") as f:
-        states = f["data/demo_0/states"][()]
+        states, gripper = f["data/demo_0/states"][()], f["data/demo_0/obs/robot0_eef_pos"][()]
     env = env_cache("stack", IMAGE)
     env.reset(seed=3)
     for t in (0, len(states) // 2, len(states) - 1):
         env.set_mujoco_state(states[t])
-        np.testing.assert_allclose(demo.objects[t, :3], env.cube_pose("red")[0], atol=1e-9)  # the goal's target
-        np.testing.assert_allclose(demo.objects[t, 3:], env.cube_pose("green")[0], atol=1e-9)  # and its base
-    assert demo.objects[-1, 2] - demo.objects[0, 2] > 0.02  # the red cube went up onto the green one
+        np.testing.assert_allclose(demo.objects[t, :3], env.cube_pose("red")[0] - gripper[t], atol=1e-9)  # target
+        np.testing.assert_allclose(demo.objects[t, 3:], env.cube_pose("green")[0] - gripper[t], atol=1e-9)  # base
+    assert np.linalg.norm(demo.objects[0, :3]) > 0.1  # the demo starts away from the red cube...
+    assert np.linalg.norm(demo.objects[len(states) // 2, :3]) < 0.03  # ...and holds it half-way through
 
 
 def test_a_goal_without_a_base_cube_leaves_its_slot_unknown():
@@ -45,18 +46,18 @@ def test_a_goal_without_a_base_cube_leaves_its_slot_unknown():
         goal_cube_positions({"red": 4}, Goal("red", "green"), states)
 
 
-def test_object_loss_trains_a_head_that_localizes_and_the_policy_still_acts(stack_file, tmp_path):
+def test_object_loss_trains_a_head_that_localizes_and_the_coordconv_policy_acts(stack_file, tmp_path):
     from vla.inference import VlaPredictor
 
     out = tmp_path / "ck"
     assert main(["train", "--data", stack_file, "--out", str(out), "--image-size", str(IMAGE), "--image-grid", "2",
                  "--steps", "40", "--batch-size", "8", "--lr", "1e-3", "--eval-every", "20", "--object-loss", "1",
-                 "--image-shift", "0", "--quiet"]) == 0
+                 "--coord-conv", "--quiet"]) == 0
     with open(out / "metrics.csv") as f:
         errors = [float(row["value"]) for row in csv.DictReader(f) if row["name"] == "object_error_cm"]
     assert len(errors) == 40 and np.mean(errors[-5:]) < np.mean(errors[:5])  # centimetres off, falling
     predictor = VlaPredictor.load(out)
-    assert predictor.model.config.object_loss == 1.0
+    assert predictor.model.config.object_loss == 1.0 and predictor.model.encoder.coordinates
     with h5py.File(stack_file, "r") as f:
         obs = {key: f[f"data/demo_0/obs/{key}"][0] for key in
                ("agentview_image", "robot0_eye_in_hand_image", "robot0_joint_pos", "robot0_gripper_qpos")}
@@ -85,6 +86,25 @@ def test_object_loss_needs_recorded_scenes_and_a_valid_weight(tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "c"), "--image-shift", "16"]) == 2
     assert "--image-shift is a number of pixels, 0 (off) to 15" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_coordinate_channels_let_the_pooled_tokens_tell_where_an_object_is():
+    import torch
+
+    from vla.tiny_model import ConvImageEncoder, coordinate_channels
+
+    xy = coordinate_channels(torch.zeros(1, 3, 4, 8))
+    assert xy.shape == (1, 2, 4, 8) and xy[0, 0, 0].tolist() == pytest.approx(np.linspace(-1, 1, 8).tolist())
+    assert xy[0, 1, :, 0].tolist() == pytest.approx(np.linspace(-1, 1, 4).tolist())
+    left, right = torch.zeros(2, 1, 3, 64, 64, dtype=torch.uint8).unbind(0)
+    left[..., 24:28, 16:20] = 255
+    right[..., 24:28, 32:36] = 255  # the same blob, one 16-pixel stride of the stem further right
+    torch.manual_seed(0)
+    for coordinates in (False, True):
+        encoder = ConvImageEncoder((8, 16, 16), grid=1, hidden=16, coordinates=coordinates)
+        with torch.no_grad():
+            moved = (encoder(left) - encoder(right)).abs().max()
+        assert (moved > 1e-3) if coordinates else (moved < 1e-5)  # average-pooled convolutions cannot tell
 
 
 def test_image_shift_zero_keeps_the_training_images():

@@ -25,7 +25,7 @@ class Batch:
     action_ids:  (B, K, A) int64 target action token ids (None at inference)
     plan_targets: (B,) int64 index of the current subtask phrase for the planner (-1: none)
     actions:     (B, K, A) float32 the same targets normalized to [-1, 1], unbinned (None at inference)
-    objects:     (B, 6) float32 the goal's target and base cube positions, normalized (NaN: no base cube);
+    objects:     (B, 6) float32 the goal's target and base cube minus the gripper, in 5 cm (NaN: no base cube);
                  privileged, for the auxiliary loss in training only (None otherwise)
     """
 

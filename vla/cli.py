@@ -123,7 +123,8 @@ def _tiny_config(args):
 
     chosen = {name: value for name, value in (("image_grid", args.image_grid), ("keypoints", args.keypoints),
                                               ("gripper_tokens", args.gripper_tokens or None),
-                                              ("object_loss", args.object_loss)) if value is not None}
+                                              ("object_loss", args.object_loss),
+                                              ("coordinate_channels", args.coord_conv or None)) if value is not None}
     if not chosen:
         return TinyModelConfig()
     if args.backbone != "tiny":
@@ -299,6 +300,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--object-loss", type=float, metavar="W",
                    help="tiny backbone: also predict where the goal's cubes are (privileged sim state, training "
                         "only) with weight W (e.g. 1; default 0: off), so the image encoder learns to localize them")
+    p.add_argument("--coord-conv", action="store_true",
+                   help="tiny backbone: give the image encoder each pixel's x and y as two more input channels, so "
+                        "the tokens can say where inside their cell an object is (CoordConv)")
     p.add_argument("--image-shift", type=int, default=6, metavar="PX",
                    help="augmentation: shift each training image by up to PX pixels (default 6; 0: off)")
     p.add_argument("--save-every", type=int, default=500)

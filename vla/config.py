@@ -23,6 +23,7 @@ class TinyModelConfig:
     vision_channels: tuple[int, ...] = (32, 64, 128)
     image_grid: int = 4  # image tokens per camera: grid x grid
     keypoints: int = 0  # spatial-softmax keypoints per camera, 8 per extra token (0: none)
+    coordinate_channels: bool = False  # CoordConv: x and y as two more input channels of the image encoder
     gripper_tokens: bool = False  # regression decoding: regress the joints, keep the gripper an action token
     max_positions: int = 512
     planner_phrases: tuple[str, ...] = ()  # subtask phrases the planner head chooses from (empty: no planner)

@@ -26,13 +26,13 @@ class Demo:
     actions: np.ndarray  # (T, A) float64
     instruction: str
     subtasks: list[str]
-    objects: np.ndarray | None = None  # (T, 6) world xyz of the goal's target and base cube (NaN: none)
+    objects: np.ndarray | None = None  # (T, 6) goal's target and base cube minus the gripper, xyz (NaN: none)
 
 
 def load_demos(paths: list[str], config: DataConfig, with_objects: bool = False
                ) -> tuple[list[Demo], list[Demo]]:
     """(train, valid) demos of every file, split by each file's /mask (valid: /mask/valid); with
-    `with_objects` also where the goal's cubes are (privileged, for the auxiliary loss)."""
+    `with_objects` also where the goal's cubes are from the gripper (privileged, for the auxiliary loss)."""
     train, valid = [], []
     for path in paths:
         with _open(path) as f:
@@ -57,7 +57,8 @@ def _open(path: str) -> h5py.File:
 
 
 def _object_locator(path: str, f: h5py.File):
-    """A function demo group -> (T, 6) goal cube positions, for the scene this file was recorded in."""
+    """A function demo group -> (T, 6) goal cube positions relative to the gripper (world frame), for
+    the scene this file was recorded in."""
     import json
 
     from sim.object_positions import cube_qpos_addresses, goal_cube_positions
@@ -73,7 +74,8 @@ def _object_locator(path: str, f: h5py.File):
 
     def locate(group: h5py.Group) -> np.ndarray:
         goal = Goal.from_dict(json.loads(group.attrs["goal"]))
-        return goal_cube_positions(addresses, goal, group["states"][()])
+        gripper = group["obs/robot0_eef_pos"][()]
+        return goal_cube_positions(addresses, goal, group["states"][()]) - np.tile(gripper, 2)
 
     return locate
 
@@ -129,23 +131,16 @@ def idle_frames(demo: Demo) -> np.ndarray:
     return idle
 
 
-OBJECT_SCALE = 0.05  # m: goal cube positions are trained as (xyz - centre) / 5 cm
-
-
-def object_centre(demos: list[Demo]) -> np.ndarray:
-    """(3,) mean world position of the goal cubes over the demos' frames (the auxiliary targets' origin)."""
-    points = np.concatenate([d.objects.reshape(-1, 3) for d in demos])
-    return np.nanmean(points, axis=0)
+OBJECT_SCALE = 0.05  # m: goal cube offsets from the gripper are trained in units of 5 cm
 
 
 class ChunkDataset(torch.utils.data.Dataset):
     """Indexable samples (without idle frames when the config says so); collate with `collate`.
-    With `object_centre` (demos loaded with_objects) each sample carries its goal cubes' positions."""
+    Demos loaded with_objects give each sample its goal cubes' offsets from the gripper."""
 
     def __init__(self, demos: list[Demo], config: DataConfig, stats: NormStats, tokenizer: ActionTokenizer,
-                 phrases: tuple[str, ...] = (), object_centre: np.ndarray | None = None):
+                 phrases: tuple[str, ...] = ()):
         self.demos, self.config, self.stats, self.tokenizer = demos, config, stats, tokenizer
-        self.object_centre = object_centre
         self.phrase_index = {phrase: i for i, phrase in enumerate(phrases)}
         self.index = [(d, t) for d, demo in enumerate(demos) for t in np.flatnonzero(~self._skipped(demo))]
 
@@ -177,9 +172,8 @@ class ChunkDataset(torch.utils.data.Dataset):
             "subtask": demo.subtasks[t] if self.config.use_subtasks else "",
             "plan_target": self.phrase_index.get(demo.subtasks[t], -1),
         }
-        if self.object_centre is not None:
-            sample["objects"] = ((demo.objects[t].reshape(2, 3) - self.object_centre) / OBJECT_SCALE
-                                 ).reshape(-1).astype(np.float32)
+        if demo.objects is not None:
+            sample["objects"] = (demo.objects[t] / OBJECT_SCALE).astype(np.float32)
         return sample
 
 

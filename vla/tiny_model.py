@@ -27,11 +27,18 @@ MAX_TEXT = 24
 
 
 class ConvImageEncoder(nn.Module):
-    """(B, 3, H, W) uint8 -> (B, grid*grid [+ keypoints/8], hidden) tokens."""
+    """(B, 3, H, W) uint8 -> (B, grid*grid [+ keypoints/8], hidden) tokens.
 
-    def __init__(self, channels: tuple[int, ...], grid: int, hidden: int, keypoints: int = 0):
+    With `coordinates` the image gets two more input channels, its x and y in [-1, 1] (CoordConv, Liu
+    et al. 2018): convolutions are translation-equivariant and the pooling to grid x grid averages over
+    each cell, so without them where an object sits inside a cell (32 px at 128 px and grid 4; the
+    whole ±3 cm of the lift cube is 4-6 px of the front camera) cannot reach the tokens."""
+
+    def __init__(self, channels: tuple[int, ...], grid: int, hidden: int, keypoints: int = 0,
+                 coordinates: bool = False):
         super().__init__()
-        layers, prev = [], 3
+        self.coordinates = coordinates
+        layers, prev = [], 5 if coordinates else 3
         for i, width in enumerate(channels):  # a 4x4 patchify stem, then stride-2 3x3 convs
             conv = nn.Conv2d(prev, width, 4, stride=4) if i == 0 else nn.Conv2d(prev, width, 3, stride=2, padding=1)
             layers += [conv, nn.GroupNorm(8, width), nn.GELU()]
@@ -43,12 +50,22 @@ class ConvImageEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float() / 127.5 - 1.0
+        if self.coordinates:
+            x = torch.cat([x, coordinate_channels(x)], dim=1)
         feature_map = self.stem[:-1](x)
         features = self.stem[-1](feature_map).flatten(2).transpose(1, 2)  # (B, grid^2, C)
         tokens = self.projector(features) + self.position
         if self.keypoints is None:
             return tokens
         return torch.cat([tokens, self.keypoints(feature_map)], dim=1)
+
+
+def coordinate_channels(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 2, H, W): each pixel's x and y, from -1 (left / top) to 1."""
+    b, _, h, w = images.shape
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=images.device),
+                            torch.linspace(-1, 1, w, device=images.device), indexing="ij")
+    return torch.stack([xs, ys]).to(images.dtype).expand(b, -1, -1, -1)
 
 
 KEYPOINTS_PER_TOKEN = 8
@@ -99,7 +116,8 @@ class TinyVla(nn.Module):
         self.chunk_size, self.action_dim = data.chunk_size, data.action_dim
         self.action_tokenizer = ActionTokenizer(config.vocab_size, config.n_bins)
         hidden = config.hidden_size
-        self.encoder = ConvImageEncoder(config.vision_channels, config.image_grid, hidden, config.keypoints)
+        self.encoder = ConvImageEncoder(config.vision_channels, config.image_grid, hidden, config.keypoints,
+                                        config.coordinate_channels)
         self.camera_embedding = nn.Parameter(torch.zeros(len(data.cameras), 1, hidden))
         self.action_queries = nn.Parameter(torch.randn(self.chunk_size * self.action_dim, hidden) * 0.02)
         phrases = config.planner_phrases
@@ -180,14 +198,15 @@ class TinyVla(nn.Module):
         return loss, {"plan_loss": float(loss.detach()), "plan_accuracy": float(accuracy)}
 
     def _object_loss(self, last_prefix_hidden: torch.Tensor, targets: torch.Tensor):
-        """Auxiliary loss: the goal's target and base cube positions (normalized) from the prefix's last
-        token, which has seen the cameras, the goal and the state. Privileged sim state, training only: it
-        makes the image encoder localize the cubes, which the action loss alone barely asks of it."""
+        """Auxiliary loss: where the goal's target and base cube are from the gripper (5 cm units), read
+        from the prefix's last token, which has seen the cameras, the goal and the state; Huber, so the
+        far frames of an approach do not drown the near ones. Privileged sim state, training only: it makes
+        the image encoder localize the cubes, which the action loss alone barely asks of it."""
         predicted = self.object_head(last_prefix_hidden).float().view(-1, 2, 3)
         targets = targets.to(predicted.device).view(-1, 2, 3)
         known = torch.isfinite(targets).all(-1)  # (B, 2): no base cube on pick goals
         error = (predicted - targets.nan_to_num())[known]
-        loss = error.square().sum(-1).mean()
+        loss = nn.functional.smooth_l1_loss(error, torch.zeros_like(error), reduction="none").sum(-1).mean()
         centimetres = error.detach().norm(dim=-1).mean() * OBJECT_SCALE * 100
         return loss, {"object_loss": float(loss.detach()), "object_error_cm": float(centimetres)}
 

@@ -18,8 +18,7 @@ import torch
 
 from vla.checkpoint import build_model, load_checkpoint, load_training_state, save_checkpoint
 from vla.config import VlaConfig
-from vla.data import (ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, object_centre,
-                      random_shift)
+from vla.data import ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, random_shift
 
 
 @dataclass(frozen=True)
@@ -128,14 +127,13 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool):
         model, stats, state = None, None, None
     with_objects = config.backbone == "tiny" and config.tiny.object_loss > 0
     train_demos, valid_demos = load_demos(data_paths, config.data, with_objects)
-    centre = object_centre(train_demos) if with_objects else None
     if stats is None:
         stats = compute_norm_stats(train_demos, config.data)
     if model is None:
         config, model = _fresh_model(config, train_demos + valid_demos)
     tokenizer, phrases = model.action_tokenizer, config.tiny.planner_phrases
-    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer, phrases, centre)
-    valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases, centre)
+    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer, phrases)
+    valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases)
     return config, model, stats, train_set, valid_set, state
 
 
