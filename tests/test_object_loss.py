@@ -112,7 +112,7 @@ def test_image_shift_zero_keeps_the_training_images():
 
     from vla.train import TrainConfig, sample_batch
 
-    class Images:  # the two calls draw the same rows; only the shift differs
+    class Images:  # every call draws the same rows; only the shift differs
         config = DataConfig(image_size=IMAGE)
 
         def __len__(self):

@@ -73,9 +73,13 @@ def _object_locator(path: str, f: h5py.File):
                          "recorded by `vla collect` (env_args with the task, model_file and states per demo)") from error
 
     def locate(group: h5py.Group) -> np.ndarray:
-        goal = Goal.from_dict(json.loads(group.attrs["goal"]))
-        gripper = group["obs/robot0_eef_pos"][()]
-        return goal_cube_positions(addresses, goal, group["states"][()]) - np.tile(gripper, 2)
+        try:
+            goal = Goal.from_dict(json.loads(group.attrs["goal"]))
+            gripper = group["obs/robot0_eef_pos"][()]
+            return goal_cube_positions(addresses, goal, group["states"][()]) - np.tile(gripper, 2)
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"{path}:{group.name}: cannot tell where the goal's cubes are ({error}); --object-loss "
+                             "needs its goal, states and obs/robot0_eef_pos as `vla collect` writes them") from error
 
     return locate
 
