@@ -60,12 +60,17 @@ class ConvImageEncoder(nn.Module):
         return torch.cat([tokens, self.keypoints(feature_map)], dim=1)
 
 
+def pixel_coordinates(h: int, w: int, device) -> torch.Tensor:
+    """(2, H, W): each pixel's x and y, from -1 (left / top) to 1."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=device), torch.linspace(-1, 1, w, device=device),
+                            indexing="ij")
+    return torch.stack([xs, ys])
+
+
 def coordinate_channels(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 2, H, W): each pixel's x and y, from -1 (left / top) to 1."""
+    """(B, C, H, W) -> (B, 2, H, W): the pixel coordinates as two channels."""
     b, _, h, w = images.shape
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=images.device),
-                            torch.linspace(-1, 1, w, device=images.device), indexing="ij")
-    return torch.stack([xs, ys]).to(images.dtype).expand(b, -1, -1, -1)
+    return pixel_coordinates(h, w, images.device).to(images.dtype).expand(b, -1, -1, -1)
 
 
 KEYPOINTS_PER_TOKEN = 8
@@ -94,9 +99,7 @@ def spatial_soft_argmax(heat_maps: torch.Tensor) -> torch.Tensor:
     """(B, K, H, W) logits -> (B, K, 2) expected (x, y) under each map's softmax; the image spans [-1, 1]."""
     h, w = heat_maps.shape[-2:]
     weights = heat_maps.flatten(2).float().softmax(-1)  # (B, K, H*W)
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=heat_maps.device),
-                            torch.linspace(-1, 1, w, device=heat_maps.device), indexing="ij")
-    return weights @ torch.stack([xs.flatten(), ys.flatten()], dim=-1)
+    return weights @ pixel_coordinates(h, w, heat_maps.device).flatten(1).T
 
 
 def check_keypoints(keypoints: int) -> None:
