@@ -102,20 +102,12 @@ def cmd_train(args) -> int:
                        tiny=_tiny_config(args))
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                       save_every=args.save_every, eval_every=args.eval_every, seed=args.seed,
-                      snapshot_every=args.snapshot_every, ema_decay=args.ema_decay,
-                      image_shift=_image_shift(args))
+                      snapshot_every=args.snapshot_every, ema_decay=args.ema_decay, image_shift=args.image_shift)
     metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
         print(f"checkpoint: {args.out}  {shown}")
     return 0
-
-
-def _image_shift(args) -> int:
-    if not 0 <= args.image_shift < args.image_size // 2:
-        raise ValueError(f"--image-shift is a number of pixels, 0 (off) to {args.image_size // 2 - 1} for "
-                         f"{args.image_size}-pixel images, got {args.image_shift}")
-    return args.image_shift
 
 
 def _tiny_config(args):

@@ -158,6 +158,7 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
     if not resume and (out / "config.json").exists():
         raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or pick another --out")
     _check_snapshot_options(cfg)
+    _check_image_shift(cfg, config.data.image_size)
     runtime = setup_runtime()
     torch.manual_seed(cfg.seed)
     config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, resume)
@@ -207,6 +208,12 @@ def _check_snapshot_options(cfg: TrainConfig) -> None:
         raise ValueError(f"--snapshot-every must be 0 (off) or a positive number of steps, got {cfg.snapshot_every}")
     if cfg.ema_decay and not cfg.snapshot_every:
         raise ValueError("--ema-decay needs --snapshot-every N: the moving average is saved with the snapshots")
+
+
+def _check_image_shift(cfg: TrainConfig, image_size: int) -> None:
+    if not 0 <= cfg.image_shift < image_size // 2:
+        raise ValueError(f"--image-shift is a number of pixels, 0 (off) to {image_size // 2 - 1} for "
+                         f"{image_size}-pixel images, got {cfg.image_shift}")
 
 
 def _save_snapshots(out: Path, step: int, model, ema, config: VlaConfig, stats) -> None:
