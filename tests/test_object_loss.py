@@ -46,18 +46,19 @@ def test_a_goal_without_a_base_cube_leaves_its_slot_unknown():
         goal_cube_positions({"red": 4}, Goal("red", "green"), states)
 
 
-def test_object_loss_trains_a_head_that_localizes_and_the_coordconv_policy_acts(stack_file, tmp_path):
+def test_object_loss_trains_a_head_that_localizes_and_the_coordconv_object_token_policy_acts(stack_file, tmp_path):
     from vla.inference import VlaPredictor
 
     out = tmp_path / "ck"
     assert main(["train", "--data", stack_file, "--out", str(out), "--image-size", str(IMAGE), "--image-grid", "2",
                  "--steps", "40", "--batch-size", "8", "--lr", "1e-3", "--eval-every", "20", "--object-loss", "1",
-                 "--coord-conv", "--quiet"]) == 0
+                 "--coord-conv", "--object-token", "teacher", "--quiet"]) == 0
     with open(out / "metrics.csv") as f:
         errors = [float(row["value"]) for row in csv.DictReader(f) if row["name"] == "object_error_cm"]
     assert len(errors) == 40 and np.mean(errors[-5:]) < np.mean(errors[:5])  # centimetres off, falling
     predictor = VlaPredictor.load(out)
     assert predictor.model.config.object_loss == 1.0 and predictor.model.encoder.coordinates
+    assert predictor.model.object_embedding is not None
     with h5py.File(stack_file, "r") as f:
         obs = {key: f[f"data/demo_0/obs/{key}"][0] for key in
                ("agentview_image", "robot0_eye_in_hand_image", "robot0_joint_pos", "robot0_gripper_qpos")}
@@ -85,7 +86,9 @@ def test_object_loss_needs_recorded_scenes_and_a_valid_weight(tmp_path, capsys):
     assert "object_loss is a loss weight" in capsys.readouterr().err
     assert main(args + ["--out", str(tmp_path / "c"), "--image-shift", "16"]) == 2
     assert "--image-shift is a number of pixels, 0 (off) to 15" in capsys.readouterr().err
-    assert not any((tmp_path / name).exists() for name in "abc")
+    assert main(args + ["--out", str(tmp_path / "d"), "--object-token", "predicted"]) == 2
+    assert "add --object-loss W (e.g. 1) to --object-token" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abcd")
 
 
 def test_coordinate_channels_let_the_pooled_tokens_tell_where_an_object_is():
@@ -129,3 +132,78 @@ def test_image_shift_zero_keeps_the_training_images():
     reference = sample_batch(Images(), TrainConfig(batch_size=4), step=0, rank=0, augment=False)
     assert torch.equal(plain.images, reference.images)
     assert not torch.equal(shifted.images, reference.images)
+
+
+def _object_token_model(mode: str, chunk: int = 2):
+    import torch
+
+    from vla.config import TinyModelConfig
+    from vla.text_tokenizer import WordTokenizer
+    from vla.tiny_model import TinyVla
+
+    torch.manual_seed(0)
+    text = WordTokenizer.train(["lift the red cube"])
+    config = TinyModelConfig(text_vocab_size=text.vocab_size, hidden_size=32, num_layers=2, num_heads=2,
+                             intermediate_size=64, vision_channels=(8, 16), image_grid=2, object_loss=1.0,
+                             object_token=mode)
+    return TinyVla(config, DataConfig(image_size=IMAGE, chunk_size=chunk), text).eval()
+
+
+def _object_token_batch(model, rows: int = 3):
+    import torch
+
+    from vla.batch import Batch
+
+    g = torch.Generator().manual_seed(1)
+    shape = (rows, len(model.data.cameras), 3, IMAGE, IMAGE)
+    state_ids = torch.randint(model.action_tokenizer.first_id, model.config.vocab_size, (rows, 9), generator=g)
+    return Batch(torch.randint(0, 255, shape, dtype=torch.uint8, generator=g), state_ids,
+                 ["lift the red cube"] * rows, [""] * rows)
+
+
+def test_the_object_token_carries_the_heads_offsets_and_steers_the_actions():
+    import torch
+
+    model = _object_token_model("predicted")
+    batch = _object_token_batch(model)
+    with torch.no_grad():
+        prefix = model.prefix_embeddings(batch)
+        queries = model.action_queries.expand(batch.size, -1, -1)
+        offsets = model.object_head(model.lm.model(inputs_embeds=prefix).last_hidden_state[:, -1])
+        one_pass = model.lm.model(inputs_embeds=torch.cat(
+            [prefix, model.object_embedding(offsets)[:, None], queries], 1)).last_hidden_state
+        cached = model._hidden_states(prefix, queries)  # prefix first, the rest on its KV cache
+        torch.testing.assert_close(cached, one_pass, rtol=1e-4, atol=1e-5)
+        n = queries.shape[1]
+        logits = model.parallel_action_logits(batch)
+        torch.testing.assert_close(logits, model._action_slice(model.lm.lm_head(one_pass[:, -n:])))
+        model.object_head[-1].bias += 5.0  # the head now says the cubes are elsewhere: the actions change
+        assert not torch.allclose(model.parallel_action_logits(batch), logits)
+        autoregressive = model.predict_action_ids(batch, "autoregressive")
+    assert autoregressive.shape == (batch.size, model.chunk_size, model.action_dim)
+
+
+def test_teacher_forcing_feeds_the_recorded_offsets_in_training_only():
+    import torch
+
+    from vla.tiny_model import TEACHER_NOISE_CM, noisy_recorded_offsets
+
+    predicted = torch.full((4000, 6), 7.0)
+    recorded = torch.zeros(4000, 6)
+    recorded[:, 3:] = float("nan")  # a pick goal: no base cube
+    fed = noisy_recorded_offsets(recorded, predicted)
+    assert torch.equal(fed[:, 3:], predicted[:, 3:])
+    assert abs(float(fed[:, :3].std()) * 5 - TEACHER_NOISE_CM) < 0.05 and abs(float(fed[:, :3].mean())) < 0.02
+    model = _object_token_model("teacher")
+    batch = _object_token_batch(model, rows=2)
+    batch.action_ids = torch.randint(model.action_tokenizer.first_id, model.config.vocab_size,
+                                     (2, model.chunk_size, model.action_dim))
+    action_loss = {}
+    for training in (True, False):
+        model.train(training)
+        for name, objects in (("near", torch.zeros(2, 6)), ("far", torch.full((2, 6), 4.0))):
+            batch.objects = objects
+            torch.manual_seed(0)
+            action_loss[training, name] = model.loss(batch, "parallel")[1]["loss"]
+    assert action_loss[True, "near"] != action_loss[True, "far"]  # training reads the recorded offsets,
+    assert action_loss[False, "near"] == action_loss[False, "far"]  # validation and inference its own

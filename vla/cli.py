@@ -116,6 +116,7 @@ def _tiny_config(args):
     chosen = {name: value for name, value in (("image_grid", args.image_grid), ("keypoints", args.keypoints),
                                               ("gripper_tokens", args.gripper_tokens or None),
                                               ("object_loss", args.object_loss),
+                                              ("object_token", args.object_token),
                                               ("coordinate_channels", args.coord_conv or None)) if value is not None}
     if not chosen:
         return TinyModelConfig()
@@ -292,6 +293,10 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--object-loss", type=float, metavar="W",
                    help="tiny backbone: also predict where the goal's cubes are (privileged sim state, training "
                         "only) with weight W (e.g. 1; default 0: off), so the image encoder learns to localize them")
+    p.add_argument("--object-token", choices=("predicted", "teacher"),
+                   help="tiny backbone, with --object-loss: feed the head's cube offsets to the actions as one more "
+                        "input token (predict, then act); in training the token carries the head's own prediction, "
+                        "or with teacher the recorded offsets plus 1 cm of noise")
     p.add_argument("--coord-conv", action="store_true",
                    help="tiny backbone: give the image encoder each pixel's x and y as two more input channels, so "
                         "the tokens can say where inside their cell an object is (CoordConv)")

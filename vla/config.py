@@ -10,6 +10,9 @@ from vla.action_space import check_mode
 from vla.batch import DECODING_MODES
 
 
+OBJECT_TOKEN_MODES = ("", "predicted", "teacher")
+
+
 @dataclass(frozen=True)
 class TinyModelConfig:
     """The default from-scratch backbone: conv stem + MLP projector + small Llama decoder."""
@@ -28,11 +31,18 @@ class TinyModelConfig:
     max_positions: int = 512
     planner_phrases: tuple[str, ...] = ()  # subtask phrases the planner head chooses from (empty: no planner)
     object_loss: float = 0.0  # training: weight of the auxiliary "where are the goal's cubes" loss (0: no head)
+    object_token: str = ""  # "predicted" / "teacher": the cube offsets become an input token of the actions ("": off)
 
     def __post_init__(self):
         if self.object_loss < 0:
             raise ValueError(f"object_loss is a loss weight, >= 0 (0: off), got {self.object_loss}; "
                              "e.g. --object-loss 1")
+        if self.object_token not in OBJECT_TOKEN_MODES:
+            raise ValueError(f"object_token is one of {', '.join(OBJECT_TOKEN_MODES[1:])} (or empty: off), "
+                             f"got {self.object_token!r}")
+        if self.object_token and self.object_loss <= 0:
+            raise ValueError("object_token needs the object head that predicts the offsets: add --object-loss W "
+                             "(e.g. 1) to --object-token")
 
     @property
     def vocab_size(self) -> int:

@@ -9,6 +9,10 @@ Sequence (fixed length, so train and inference see the same positions):
                       trained with L1 on the normalized targets (OpenVLA-OFT) instead of 256 bins;
                       with gripper_tokens only the joints, the gripper queries stay on the token head
 The action ids are the last n_bins ids of the vocabulary (OpenVLA layout).
+With an object token (predict, then act: embodied chain-of-thought does it with text and boxes), one more
+token sits between the state and the action part: the goal's cube offsets from the gripper that the object
+head reads off the prefix's last token, so the actions are conditioned on six numbers instead of having to
+find the cube in the image tokens themselves.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from vla.text_tokenizer import WordTokenizer
 from vla.tokenizer import ActionTokenizer
 
 MAX_TEXT = 24
+TEACHER_NOISE_CM = 1.0  # object_token "teacher": std of the noise on the recorded offsets fed in training
 
 
 class ConvImageEncoder(nn.Module):
@@ -129,6 +134,8 @@ class TinyVla(nn.Module):
                                              nn.Linear(hidden, 1)) if regression else None
         self.object_head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU(),
                                          nn.Linear(hidden, 6)) if config.object_loss > 0 else None
+        self.object_embedding = nn.Sequential(nn.Linear(6, hidden), nn.GELU(), nn.Linear(hidden, hidden)) \
+            if config.object_token else None
         self.lm = LlamaForCausalLM(LlamaConfig(
             vocab_size=config.vocab_size, hidden_size=hidden, intermediate_size=config.intermediate_size,
             num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
@@ -154,7 +161,8 @@ class TinyVla(nn.Module):
             tail = self.lm.get_input_embeddings()(batch.action_ids.flatten(1)[:, :-1])
         else:
             tail = self.action_queries.expand(prefix.shape[0], -1, -1)
-        hidden = self.lm.model(inputs_embeds=torch.cat([prefix, tail], 1)).last_hidden_state
+        teacher = batch.objects if self.training and self.config.object_token == "teacher" else None
+        hidden = self._hidden_states(prefix, tail, teacher)
         if mode == "regression":
             loss, metrics = self._regression_loss(hidden[:, -n_actions:], batch)
         else:
@@ -170,6 +178,23 @@ class TinyVla(nn.Module):
             loss = loss + self.config.object_loss * object_loss
             metrics.update(object_metrics)
         return loss, metrics
+
+    def _hidden_states(self, prefix: torch.Tensor, tail: torch.Tensor,
+                       recorded_objects: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, P [+ 1] + T, hidden) over the prefix, the object token (when the model has one) and the tail.
+        The token needs the prefix's last hidden state, so the prefix runs first and the rest reuses its KV cache.
+        It carries the object head's prediction (detached: the head learns from its own loss), or in teacher
+        mode the recorded offsets plus noise wherever they are known."""
+        if self.object_embedding is None:
+            return self.lm.model(inputs_embeds=torch.cat([prefix, tail], 1)).last_hidden_state
+        first = self.lm.model(inputs_embeds=prefix, use_cache=True)
+        offsets = self.object_head(first.last_hidden_state[:, -1]).detach()
+        if recorded_objects is not None:
+            offsets = noisy_recorded_offsets(recorded_objects.to(offsets), offsets)
+        token = self.object_embedding(offsets.to(prefix.dtype))[:, None]
+        rest = self.lm.model(inputs_embeds=torch.cat([token, tail], 1),
+                             past_key_values=first.past_key_values).last_hidden_state
+        return torch.cat([first.last_hidden_state, rest], 1)
 
     def _regression_loss(self, query_hidden: torch.Tensor, batch: Batch):
         """L1 on every action; with gripper_tokens, L1 on the joints plus cross-entropy on the gripper's bins."""
@@ -234,8 +259,7 @@ class TinyVla(nn.Module):
             raise ValueError("this checkpoint has no regression head (trained with action tokens)")
         prefix = self.prefix_embeddings(batch)
         queries = self.action_queries.expand(prefix.shape[0], -1, -1)
-        query_hidden = self.lm.model(inputs_embeds=torch.cat([prefix, queries], 1)).last_hidden_state[
-            :, -queries.shape[1]:]
+        query_hidden = self._hidden_states(prefix, queries)[:, -queries.shape[1]:]
         actions = self._regress(query_hidden).clamp(-1.0, 1.0)
         if self.config.gripper_tokens:
             values = torch.as_tensor(self.action_tokenizer.token_values, dtype=actions.dtype, device=actions.device)
@@ -262,24 +286,36 @@ class TinyVla(nn.Module):
 
     def _parallel_logits(self, prefix: torch.Tensor) -> torch.Tensor:
         queries = self.action_queries.expand(prefix.shape[0], -1, -1)
-        logits = self.lm(inputs_embeds=torch.cat([prefix, queries], 1)).logits[:, -queries.shape[1]:]
-        return self._action_slice(logits)
+        hidden = self._hidden_states(prefix, queries)[:, -queries.shape[1]:]
+        return self._action_slice(self.lm.lm_head(hidden))
 
     def _predict_parallel(self, prefix: torch.Tensor) -> torch.Tensor:
         return self._parallel_logits(prefix).argmax(-1) + self.action_tokenizer.first_id
 
     def _predict_autoregressive(self, prefix: torch.Tensor) -> torch.Tensor:
         """Greedy decoding with the KV cache, restricted to action ids."""
-        out = self.lm(inputs_embeds=prefix, use_cache=True)
+        out = self.lm.model(inputs_embeds=prefix, use_cache=True)
+        if self.object_embedding is not None:
+            token = self.object_embedding(self.object_head(out.last_hidden_state[:, -1]))[:, None]
+            out = self.lm.model(inputs_embeds=token, past_key_values=out.past_key_values, use_cache=True)
         ids = []
         for _ in range(self.chunk_size * self.action_dim):
-            next_id = self._action_slice(out.logits[:, -1:]).argmax(-1) + self.action_tokenizer.first_id
+            logits = self.lm.lm_head(out.last_hidden_state[:, -1:])
+            next_id = self._action_slice(logits).argmax(-1) + self.action_tokenizer.first_id
             ids.append(next_id)
-            out = self.lm(input_ids=next_id, past_key_values=out.past_key_values, use_cache=True)
+            out = self.lm.model(input_ids=next_id, past_key_values=out.past_key_values, use_cache=True)
         return torch.cat(ids, 1)
 
     def _action_slice(self, logits: torch.Tensor) -> torch.Tensor:
         return logits[..., self.action_tokenizer.first_id:]
+
+
+def noisy_recorded_offsets(recorded: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """(B, 6) teacher-forced token input: the recorded offsets (5 cm units) plus TEACHER_NOISE_CM of noise, so
+    the actions learn to tolerate the head's error; the head's own prediction where no cube is recorded (the
+    base slot of a pick goal)."""
+    noise = torch.randn_like(recorded) * TEACHER_NOISE_CM / (OBJECT_SCALE * 100)
+    return torch.where(torch.isfinite(recorded), recorded.nan_to_num() + noise, predicted)
 
 
 def check_image_grid(config: TinyModelConfig, image_size: int) -> None:
