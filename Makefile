@@ -49,7 +49,7 @@ data/fixed-yaw/%.hdf5: | $(STAMP)
 default-model: $(DEFAULT_DATA)
 	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/default --subtasks --action-mode absolute --steps $(DEFAULT_STEPS) \
 		--batch-size 32 --chunk-size 8 --save-every 500 --eval-every 250 \
-		--snapshot-every 250 --ema-decay 0.998 --coord-conv --object-loss 1
+		--snapshot-every 250 --ema-decay 0.998 --coord-conv --object-loss 1 --object-token teacher
 	@mkdir -p policies/checkpoints/default
 	cp runs/default/config.json runs/default/model.safetensors runs/default/norm_stats.json \
 		runs/default/tokenizer.json runs/default/metrics.csv policies/checkpoints/default/
