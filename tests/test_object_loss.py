@@ -66,6 +66,32 @@ def test_object_loss_trains_a_head_that_localizes_and_the_coordconv_object_token
     assert chunk.shape[1] == 8 and np.isfinite(chunk).all()
 
 
+def test_a_resumed_teacher_token_run_continues_the_same_run(stack_file, tmp_path, monkeypatch):
+    """The teacher noise draws from torch's generator, which is seeded per step like the data order, so a
+    resumed run continues the same run, image shifts on or off (a constant learning rate here, so that the
+    three-step first part has the six-step run's schedule)."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+    from torch.testing import assert_close
+
+    from vla.config import TinyModelConfig, VlaConfig
+    from vla.train import TrainConfig, train
+
+    config = VlaConfig(tiny=TinyModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
+                                            vision_channels=(16, 32), image_grid=2, object_loss=1.0,
+                                            object_token="teacher"),
+                       data=DataConfig(image_size=IMAGE, chunk_size=2))
+    cfg = TrainConfig(steps=6, batch_size=4, learning_rate=1e-2, save_every=3, eval_every=100, image_shift=0)
+    monkeypatch.setattr("vla.train.learning_rate", lambda step, cfg: cfg.learning_rate)
+    train([stack_file], tmp_path / "full", config, cfg, progress=False)
+    train([stack_file], tmp_path / "split", config, replace(cfg, steps=3), progress=False)
+    train([stack_file], tmp_path / "split", config, cfg, resume=True, progress=False)
+    full, split = (load_file(tmp_path / out / "model.safetensors") for out in ("full", "split"))
+    for key in full:
+        assert_close(full[key], split[key], rtol=1e-5, atol=1e-6)
+
+
 def test_object_loss_needs_recorded_scenes_and_a_valid_weight(tmp_path, capsys):
     from sim.dataset import DatasetWriter
     from sim.episode import Episode

@@ -1,8 +1,9 @@
 """`vla train`: action-token training with AdamW, warmup + cosine decay and checkpoints.
 
 Runs as one process on CPU/GPU, or under `torchrun --nproc_per_node N` (DDP; rank 0 logs
-and saves). The data order is a function of (seed, rank, step), so --resume continues
-exactly where a run stopped, on the same learning-rate schedule.
+and saves). The data order and torch's random generator (image shifts, teacher noise) are
+functions of (seed, rank, step), so --resume continues exactly where a run stopped, on the same
+learning-rate schedule.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, 
     batch = collate([dataset.sample(int(i), generator if augment else None) for i in indices])
     if dataset.config.use_subtasks:
         batch = drop_subtasks(batch, dataset.config.subtask_dropout, generator)
+    torch.manual_seed(int(generator.integers(2**31)))  # the shifts and the model's own noise: per step too
     if augment and cfg.image_shift:
-        torch.manual_seed(int(generator.integers(2**31)))
         batch.images = random_shift(batch.images, cfg.image_shift)
     return batch
 
