@@ -6,11 +6,16 @@ controller: (images, proprio, goal, subtask) -> (K, A) action chunk, every chunk
 The planner is asked every `plan_every` control steps, and at once when the current
 subtask is judged done (`subtask_done(observation, subtask)`, by default from the gripper:
 "grasp" ends once the fingers have closed, "release" once they have opened).
+
+With `forward_only`, the planner may not go back to an earlier phase of the manipulation
+(reach -> grasp -> lift -> move above -> lower -> release): it chooses among the current
+phase's and later phases' phrases. Measured on stack, the free planner would turn "lower"
+back into "lift" and circle over the base cube instead of releasing.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +24,22 @@ from policies.chunking import ChunkExecutor
 
 FINGERS_CLOSED_WIDTH = 0.06  # metres between Panda fingers below which "grasp" is over
 FINGERS_OPEN_WIDTH = 0.07
+PHASE_ORDER = ("reach", "grasp", "lift", "move above", "lower", "release")  # the experts' subtask phrases
+
+
+def phase_rank(phrase: str) -> int | None:
+    """Where a subtask phrase sits in PHASE_ORDER (None: not a manipulation phase)."""
+    return next((i for i, phase in enumerate(PHASE_ORDER) if phrase == phase or phrase.startswith(phase + " ")),
+                None)
+
+
+def phrases_from(phrases: Sequence[str], current: str) -> list[str]:
+    """The phrases a forward-only planner may pick while pursuing `current`: those of its phase or a later
+    one, and any phrase outside the phase order."""
+    now = phase_rank(current)
+    if now is None:
+        return list(phrases)
+    return [p for p in phrases if (rank := phase_rank(p)) is None or rank >= now]
 
 
 def gripper_judge(observation: Observation, subtask: str) -> bool:
@@ -32,11 +53,14 @@ def gripper_judge(observation: Observation, subtask: str) -> bool:
 
 class HierarchicalPolicy:
     def __init__(self, planner, controller, plan_every: int = 8, executor: ChunkExecutor | None = None,
-                 subtask_done: Callable[[Observation, str], bool] = gripper_judge):
-        """planner(obs, instruction) -> str; controller(obs, instruction, subtask) -> (K, A);
-        executor: which actions of each chunk run (default: the first 4)."""
+                 subtask_done: Callable[[Observation, str], bool] = gripper_judge,
+                 forward_only_phrases: Sequence[str] | None = None):
+        """planner(obs, instruction[, allowed]) -> str; controller(obs, instruction, subtask) -> (K, A);
+        executor: which actions of each chunk run (default: the first 4); forward_only_phrases: the
+        planner's phrases, to keep it from going back a phase (it is then called with `allowed`)."""
         self.planner, self.controller = planner, controller
         self.plan_every = plan_every
+        self.forward_only_phrases = forward_only_phrases
         self.executor = executor or ChunkExecutor(execute_steps=4)
         self.subtask_done = subtask_done
         self.plan_calls = 0
@@ -51,22 +75,27 @@ class HierarchicalPolicy:
     def act(self, observation: Observation) -> ActionChunk:
         instruction = observation.get("instruction") or self.instruction
         if self._replan_due(observation):
-            self.subtask = self.planner(observation, instruction)
+            self.subtask = self._plan(observation, instruction)
             self.plan_calls += 1
             self.steps_since_plan = 0
         actions = self.executor.select(self.controller(observation, instruction, self.subtask))
         self.steps_since_plan += len(actions)
         return ActionChunk(actions, subtask=self.subtask)
 
+    def _plan(self, observation: Observation, instruction: str) -> str:
+        if self.forward_only_phrases is None:
+            return self.planner(observation, instruction)
+        return self.planner(observation, instruction, phrases_from(self.forward_only_phrases, self.subtask))
+
     def _replan_due(self, observation: Observation) -> bool:
         return (not self.subtask or self.steps_since_plan >= self.plan_every
                 or self.subtask_done(observation, self.subtask))
 
 
-def from_predictor(predictor, **options) -> HierarchicalPolicy:
+def from_predictor(predictor, forward_only: bool = False, **options) -> HierarchicalPolicy:
     """A hierarchical policy on one checkpoint: its planner head and its subtask-conditioned controller."""
     if not predictor.has_planner:
         raise ValueError("this checkpoint has no planner: train it with `vla train --subtasks`, or run it flat")
     return HierarchicalPolicy(planner=predictor.plan,
                               controller=lambda obs, instruction, subtask: predictor.predict(obs, instruction, subtask),
-                              **options)
+                              forward_only_phrases=predictor.planner_phrases if forward_only else None, **options)

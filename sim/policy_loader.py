@@ -28,6 +28,7 @@ class PolicyOptions:
     ensemble_decay: float = 0.1  # with ensemble: the i-th oldest prediction weighs exp(-decay * i)
     gripper_latch: bool = False  # gripper commands become 0 or 1 with hysteresis (policies.chunking.GripperLatch)
     readout: str = "argmax"  # or "mean": each action token's expected value (parallel decoding)
+    forward_planner: bool = False  # the planner never goes back to an earlier phase (policies.hierarchical)
 
 
 def checkpoint_dir(spec: str) -> Path:
@@ -42,8 +43,9 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
     `replay:FILE[#DEMO]` (one demo's commands played blind: the open-loop baseline)."""
     if spec.startswith("grpc://"):
         if options != PolicyOptions():
-            raise ValueError("--flat, --ensemble, --ensemble-decay, --gripper-latch, --readout, --execute-steps and "
-                             "--plan-every of a served policy are set where it is served: pass them to `vla serve`")
+            raise ValueError("--flat, --ensemble, --ensemble-decay, --gripper-latch, --readout, --execute-steps, "
+                             "--plan-every and --forward-planner of a served policy are set where it is served: "
+                             "pass them to `vla serve`")
         import os
 
         from policies.remote import RemotePolicy
@@ -82,4 +84,4 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     executor = ChunkExecutor(execute, options.ensemble, options.ensemble_decay, latch)
     if options.flat or not predictor.has_planner:
         return FlatVlaPolicy(predictor, executor)
-    return from_predictor(predictor, plan_every=options.plan_every, executor=executor)
+    return from_predictor(predictor, options.forward_planner, plan_every=options.plan_every, executor=executor)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from policies.chunking import ChunkExecutor, GripperLatch, TemporalEnsembler
-from policies.hierarchical import HierarchicalPolicy, gripper_judge
+from policies.hierarchical import HierarchicalPolicy, gripper_judge, phase_rank, phrases_from
 
 OBS = {"robot0_gripper_qpos": np.array([0.04, -0.04]), "instruction": "put the red cube on the green cube"}
 
@@ -46,6 +46,40 @@ def test_replans_as_soon_as_the_subtask_is_judged_done():
     assert policy.act(OBS).subtask == "grasp" and policy.act(OBS).subtask == "grasp"
     done["flag"] = True
     assert policy.act(OBS).subtask == "lift" and planner.calls == 2
+
+
+PHRASES = ("grasp", "lift", "lower", "move above the green cube", "reach the red cube", "release", "wave")
+
+
+def test_a_forward_only_planner_chooses_among_the_current_and_later_phases():
+    assert [phase_rank(p) for p in PHRASES] == [1, 2, 4, 3, 0, 5, None]
+    assert phase_rank("lifted") is None and phase_rank("") is None
+    assert phrases_from(PHRASES, "lower") == ["lower", "release", "wave"]
+    assert phrases_from(PHRASES, "reach the red cube") == list(PHRASES)
+    assert phrases_from(PHRASES, "") == list(PHRASES)  # nothing chosen yet
+
+
+class ScoringPlanner:
+    """Picks the best-scored allowed phrase; it would go from "lower" back to "lift"."""
+
+    def __init__(self, scores):
+        self.scores, self.allowed = list(scores), []
+
+    def __call__(self, observation, instruction, allowed=PHRASES):
+        self.allowed.append(list(allowed))
+        scores = self.scores[min(len(self.allowed), len(self.scores)) - 1]
+        return max(allowed, key=lambda phrase: scores.get(phrase, -1.0))
+
+
+def test_forward_only_keeps_the_planner_from_going_back_a_phase():
+    scores = [{"lower": 2.0, "lift": 1.0}, {"lift": 2.0, "release": 1.0}]
+    for phrases, expected in ((None, "lift"), (PHRASES, "release")):
+        planner = ScoringPlanner(scores)
+        policy = HierarchicalPolicy(planner, FakeController(), plan_every=4, executor=ChunkExecutor(4),
+                                    subtask_done=lambda o, s: False, forward_only_phrases=phrases)
+        policy.reset("x")
+        assert [policy.act(OBS).subtask for _ in range(2)] == ["lower", expected]
+    assert planner.allowed == [list(PHRASES), ["lower", "release", "wave"]]
 
 
 def test_gripper_judge():

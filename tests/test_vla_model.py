@@ -316,6 +316,16 @@ def test_planner_head_learns_the_subtask_and_the_hierarchy_runs(data_file, tmp_p
     plans = [predictor.plan({k: v[t] for k, v in episode.observations.items()}, episode.instruction)
              for t in range(6)]
     assert plans == episode.subtasks
+    reach_obs, grasp_obs = ({k: v[episode.subtasks.index(s)] for k, v in episode.observations.items()}
+                            for s in ("reach the red cube", "grasp"))
+    assert predictor.plan(grasp_obs, episode.instruction, allowed=["reach the red cube"]) == "reach the red cube"
+    with pytest.raises(ValueError, match="planner's phrases"):
+        predictor.plan(grasp_obs, episode.instruction, allowed=["fly"])
+    for forward_only, last in ((False, "reach the red cube"), (True, "grasp")):  # back to reach, or not
+        replanning = from_predictor(predictor, forward_only, plan_every=1, executor=ChunkExecutor(1))
+        replanning.reset(episode.instruction)
+        subtasks = [replanning.act(obs).subtask for obs in (reach_obs, grasp_obs, reach_obs)]
+        assert subtasks == ["reach the red cube", "grasp", last]
     policy = from_predictor(predictor, plan_every=2, executor=ChunkExecutor(1))
     policy.reset(episode.instruction)
     chunk = policy.act({k: v[4] for k, v in episode.observations.items()})

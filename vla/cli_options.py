@@ -17,6 +17,9 @@ def add_policy_options(p) -> None:
     p.add_argument("--execute-steps", type=int, help="checkpoints: actions run per chunk (default: half)")
     p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
     p.add_argument("--plan-every", type=int, default=8, help="checkpoints: control steps between planner calls")
+    p.add_argument("--forward-planner", action="store_true",
+                   help="checkpoints: the planner never goes back to an earlier phase (reach, grasp, lift, move "
+                        "above, lower, release)")
     p.add_argument("--ensemble-decay", type=float, default=0.1,
                    help="with --ensemble: the i-th oldest prediction weighs exp(-DECAY * i); < 0 favours the newest")
     p.add_argument("--readout", choices=["argmax", "mean"], default="argmax",
@@ -32,7 +35,8 @@ def policy_options(args):
         raise ValueError(f"--ensemble-decay must be a finite number, got {args.ensemble_decay}")
     return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
                          plan_every=args.plan_every, ensemble_decay=args.ensemble_decay,
-                         gripper_latch=args.gripper_latch, readout=args.readout)
+                         gripper_latch=args.gripper_latch, readout=args.readout,
+                         forward_planner=args.forward_planner)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

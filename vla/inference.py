@@ -7,6 +7,7 @@ CUDA with bf16 autocast when available, else CPU (float32).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +44,24 @@ class VlaPredictor:
     def has_planner(self) -> bool:
         return bool(getattr(self.model, "planner_head", None) is not None)
 
-    def plan(self, observation: dict, instruction: str) -> str:
-        """The subtask phrase the planner picks for this observation and goal."""
+    @property
+    def planner_phrases(self) -> tuple[str, ...]:
+        return tuple(self.config.tiny.planner_phrases) if self.has_planner else ()
+
+    def plan(self, observation: dict, instruction: str, allowed: Collection[str] | None = None) -> str:
+        """The subtask phrase the planner picks for this observation and goal; with `allowed`, the likeliest
+        of those phrases."""
+        phrases = self.planner_phrases
         batch = self._batch([observation], [instruction], [""])
         with torch.inference_mode():
-            return self.model.predict_subtask(batch.to(self.device))[0]
+            scores = self.model.subtask_logits(batch.to(self.device))[0].float().cpu()
+        if allowed is not None:
+            unknown = set(allowed) - set(phrases)
+            if unknown or not allowed:
+                raise ValueError(f"allowed subtasks must be some of this planner's phrases {phrases}, "
+                                 f"got {sorted(allowed)}")
+            scores = scores.masked_fill(torch.tensor([p not in allowed for p in phrases]), float("-inf"))
+        return phrases[int(scores.argmax())]
 
     def predict_batch(self, observations: list[dict], instructions: list[str], subtasks: list[str],
                       mode: str | None = None) -> np.ndarray:

@@ -273,11 +273,15 @@ class TinyVla(nn.Module):
     @torch.no_grad()
     def predict_subtask(self, batch: Batch) -> list[str]:
         """The planner: (images, instruction, state) -> the subtask phrase to pursue now."""
+        return [self.config.planner_phrases[i] for i in self.subtask_logits(batch).argmax(-1).tolist()]
+
+    def subtask_logits(self, batch: Batch) -> torch.Tensor:
+        """(B, P) planner scores over config.planner_phrases."""
         if self.planner_head is None:
             raise ValueError("this checkpoint has no planner (trained without subtask labels)")
         planner_batch = Batch(batch.images, batch.state_ids, batch.instructions, [""] * batch.size)
         hidden = self.lm.model(inputs_embeds=self.prefix_embeddings(planner_batch)).last_hidden_state[:, -1]
-        return [self.config.planner_phrases[i] for i in self.planner_head(hidden).argmax(-1).tolist()]
+        return self.planner_head(hidden)
 
     @torch.no_grad()
     def parallel_action_logits(self, batch: Batch) -> torch.Tensor:
