@@ -130,8 +130,14 @@ def test_checkpoint_files_and_resume_continue_the_same_run(data_file, tmp_path):
     assert set(stats) == {"panda"} and len(stats["panda"]["action"]["q01"]) == 8
 
     train([data_file], tmp_path / "split", SMALL, replace(cfg, steps=3), progress=False)
+    with open(tmp_path / "split" / "metrics.csv", "a") as f:
+        f.write("4,loss,9.9\n")  # logged by a run stopped after its last save
     train([data_file], tmp_path / "split", SMALL, cfg, resume=True, progress=False)
     assert torch.load(tmp_path / "split" / "training_state.pt", weights_only=True)["step"] == 6
+    def logged(run):  # (step, name) rows of the training curve
+        return [row.split(",")[:2] for row in (tmp_path / run / "metrics.csv").read_text().splitlines()]
+
+    assert logged("split") == logged("full")  # each step once, in order
     full, split = (load_file(tmp_path / d / "model.safetensors") for d in ("full", "split"))
     for key in full:
         torch.testing.assert_close(full[key], split[key], rtol=1e-5, atol=1e-6)

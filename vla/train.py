@@ -299,6 +299,8 @@ class _MetricsCsv:
     def __init__(self, path: Path, start: int):
         if start == 0 and path.exists():
             path.unlink()
+        if start > 0 and path.exists():
+            _drop_rows_after(path, start)
         self.file = path.open("a")
         if start == 0:
             self.file.write("step,name,value\n")
@@ -309,3 +311,9 @@ class _MetricsCsv:
 
     def close(self) -> None:
         self.file.close()
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """A resumed run starts from its last save: rows a stopped run logged after it would repeat steps."""
+    header, *rows = path.read_text().splitlines(keepends=True)
+    path.write_text(header + "".join(row for row in rows if int(row.split(",", 1)[0]) <= step))
