@@ -315,5 +315,6 @@ class _MetricsCsv:
 
 def _drop_rows_after(path: Path, step: int) -> None:
     """A resumed run starts from its last save: rows a stopped run logged after it would repeat steps."""
-    header, *rows = path.read_text().splitlines(keepends=True)
-    path.write_text(header + "".join(row for row in rows if int(row.split(",", 1)[0]) <= step))
+    lines = path.read_text().splitlines(keepends=True)
+    if lines:
+        path.write_text(lines[0] + "".join(row for row in lines[1:] if int(row.split(",", 1)[0]) <= step))
