@@ -293,6 +293,9 @@ class _Logger:
                 **{f"val_{k}": v for k, v in self.valid.items()}}
 
 
+CSV_HEADER = "step,name,value\n"
+
+
 class _MetricsCsv:
     """metrics.csv next to the checkpoint: the training curve as plain text (step, name, value)."""
 
@@ -303,7 +306,7 @@ class _MetricsCsv:
             _drop_rows_after(path, start)
         self.file = path.open("a")
         if start == 0:
-            self.file.write("step,name,value\n")
+            self.file.write(CSV_HEADER)
 
     def add(self, step: int, metrics: dict) -> None:
         for name, value in metrics.items():
@@ -315,6 +318,5 @@ class _MetricsCsv:
 
 def _drop_rows_after(path: Path, step: int) -> None:
     """A resumed run starts from its last save: rows a stopped run logged after it would repeat steps."""
-    lines = path.read_text().splitlines(keepends=True)
-    if lines:
-        path.write_text(lines[0] + "".join(row for row in lines[1:] if int(row.split(",", 1)[0]) <= step))
+    header, *rows = path.read_text().splitlines(keepends=True) or [CSV_HEADER]
+    path.write_text(header + "".join(row for row in rows if int(row.split(",", 1)[0]) <= step))
