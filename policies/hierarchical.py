@@ -11,6 +11,10 @@ With `forward_only`, the planner may not go back to an earlier phase of the mani
 (reach -> grasp -> lift -> move above -> lower -> release): it chooses among the current
 phase's and later phases' phrases. Measured on stack, the free planner would turn "lower"
 back into "lift" and circle over the base cube instead of releasing.
+
+With `phase_timeout` (control steps), a subtask the planner has kept longer than that is taken
+to have stalled: the controller then acts without a subtask (as the flat policy does; it is
+trained with subtask dropout) until the planner picks another one.
 """
 
 from __future__ import annotations
@@ -54,13 +58,17 @@ def gripper_judge(observation: Observation, subtask: str) -> bool:
 class HierarchicalPolicy:
     def __init__(self, planner, controller, plan_every: int = 8, executor: ChunkExecutor | None = None,
                  subtask_done: Callable[[Observation, str], bool] = gripper_judge,
-                 forward_only_phrases: Sequence[str] | None = None):
+                 forward_only_phrases: Sequence[str] | None = None, phase_timeout: int = 0):
         """planner(obs, instruction[, allowed]) -> str; controller(obs, instruction, subtask) -> (K, A);
         executor: which actions of each chunk run (default: the first 4); forward_only_phrases: the
-        planner's phrases, to keep it from going back a phase (it is then called with `allowed`)."""
+        planner's phrases, to keep it from going back a phase (it is then called with `allowed`);
+        phase_timeout: control steps after which an unchanged subtask is dropped (0: never)."""
+        if phase_timeout < 0:
+            raise ValueError(f"phase_timeout is a number of control steps, >= 0 (0: off), got {phase_timeout}")
         self.planner, self.controller = planner, controller
         self.plan_every = plan_every
         self.forward_only_phrases = forward_only_phrases
+        self.phase_timeout = phase_timeout
         self.executor = executor or ChunkExecutor(execute_steps=4)
         self.subtask_done = subtask_done
         self.plan_calls = 0
@@ -70,16 +78,21 @@ class HierarchicalPolicy:
         self.instruction = instruction
         self.subtask = ""
         self.steps_since_plan = 0
+        self.steps_in_subtask = 0
         self.executor.reset()
 
     def act(self, observation: Observation) -> ActionChunk:
         instruction = observation.get("instruction") or self.instruction
         if self._replan_due(observation):
-            self.subtask = self._plan(observation, instruction)
+            subtask = self._plan(observation, instruction)
+            self.steps_in_subtask = self.steps_in_subtask if subtask == self.subtask else 0
+            self.subtask = subtask
             self.plan_calls += 1
             self.steps_since_plan = 0
-        actions = self.executor.select(self.controller(observation, instruction, self.subtask))
+        stalled = self.phase_timeout and self.steps_in_subtask >= self.phase_timeout
+        actions = self.executor.select(self.controller(observation, instruction, "" if stalled else self.subtask))
         self.steps_since_plan += len(actions)
+        self.steps_in_subtask += len(actions)
         return ActionChunk(actions, subtask=self.subtask)
 
     def _plan(self, observation: Observation, instruction: str) -> str:

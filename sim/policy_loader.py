@@ -29,6 +29,7 @@ class PolicyOptions:
     gripper_latch: bool = False  # gripper commands become 0 or 1 with hysteresis (policies.chunking.GripperLatch)
     readout: str = "argmax"  # or "mean": each action token's expected value (parallel decoding)
     forward_planner: bool = False  # the planner never goes back to an earlier phase (policies.hierarchical)
+    phase_timeout: int = 0  # control steps after which a subtask the planner keeps is dropped (0: off)
 
 
 def checkpoint_dir(spec: str) -> Path:
@@ -44,8 +45,8 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
     if spec.startswith("grpc://"):
         if options != PolicyOptions():
             raise ValueError("--flat, --ensemble, --ensemble-decay, --gripper-latch, --readout, --execute-steps, "
-                             "--plan-every and --forward-planner of a served policy are set where it is served: "
-                             "pass them to `vla serve`")
+                             "--plan-every, --forward-planner and --phase-timeout of a served policy are set where "
+                             "it is served: pass them to `vla serve`")
         import os
 
         from policies.remote import RemotePolicy
@@ -84,4 +85,5 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     executor = ChunkExecutor(execute, options.ensemble, options.ensemble_decay, latch)
     if options.flat or not predictor.has_planner:
         return FlatVlaPolicy(predictor, executor)
-    return from_predictor(predictor, options.forward_planner, plan_every=options.plan_every, executor=executor)
+    return from_predictor(predictor, options.forward_planner, plan_every=options.plan_every, executor=executor,
+                          phase_timeout=options.phase_timeout)

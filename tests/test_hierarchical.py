@@ -82,6 +82,18 @@ def test_forward_only_keeps_the_planner_from_going_back_a_phase():
     assert planner.allowed == [list(PHRASES), ["lower", "release", "wave"]]
 
 
+def test_a_stalled_subtask_is_dropped_until_the_planner_moves_on():
+    planner, controller = FakePlanner(["reach the red cube"] * 4 + ["grasp"]), FakeController()
+    policy = HierarchicalPolicy(planner, controller, plan_every=4, executor=ChunkExecutor(4),
+                                subtask_done=lambda o, s: False, phase_timeout=8)
+    policy.reset("x")
+    reported = [policy.act(OBS).subtask for _ in range(6)]  # 24 control steps, a plan every 4
+    assert [s for _, s in controller.seen] == ["reach the red cube"] * 2 + [""] * 2 + ["grasp"] * 2
+    assert reported == ["reach the red cube"] * 4 + ["grasp"] * 2  # the planner's choice is still reported
+    with pytest.raises(ValueError, match="phase_timeout"):
+        HierarchicalPolicy(planner, controller, phase_timeout=-1)
+
+
 def test_gripper_judge():
     closed = {"robot0_gripper_qpos": np.array([0.02, -0.02])}
     opened = {"robot0_gripper_qpos": np.array([0.04, -0.04])}

@@ -20,6 +20,9 @@ def add_policy_options(p) -> None:
     p.add_argument("--forward-planner", action="store_true",
                    help="checkpoints: the planner never goes back to an earlier phase (reach, grasp, lift, move "
                         "above, lower, release)")
+    p.add_argument("--phase-timeout", type=int, default=0, metavar="STEPS",
+                   help="checkpoints: once the planner has kept one subtask for STEPS control steps, the "
+                        "controller acts without it until the planner moves on (0: off)")
     p.add_argument("--ensemble-decay", type=float, default=0.1,
                    help="with --ensemble: the i-th oldest prediction weighs exp(-DECAY * i); < 0 favours the newest")
     p.add_argument("--readout", choices=["argmax", "mean"], default="argmax",
@@ -36,7 +39,7 @@ def policy_options(args):
     return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
                          plan_every=args.plan_every, ensemble_decay=args.ensemble_decay,
                          gripper_latch=args.gripper_latch, readout=args.readout,
-                         forward_planner=args.forward_planner)
+                         forward_planner=args.forward_planner, phase_timeout=args.phase_timeout)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
