@@ -7,10 +7,12 @@ The planner is asked every `plan_every` control steps, and at once when the curr
 subtask is judged done (`subtask_done(observation, subtask)`, by default from the gripper:
 "grasp" ends once the fingers have closed, "release" once they have opened).
 
-With `forward_only`, the planner may not go back to an earlier phase of the manipulation
-(reach -> grasp -> lift -> move above -> lower -> release): it chooses among the current
-phase's and later phases' phrases. Measured on stack, the free planner would turn "lower"
-back into "lift" and circle over the base cube instead of releasing.
+With `forward_only_phrases` (`from_predictor(..., forward_only=True)`), the planner may not go
+back to an earlier phase of the manipulation (reach -> grasp -> lift -> move above -> lower ->
+release): it chooses among the current phase's and later phases' phrases. Measured on stack, the
+free planner would turn "lower" back into "lift" and circle over the base cube instead of
+releasing. PHASE_ORDER names the scripted experts' phases (sim/experts/scripted.py), kept here so
+that policies do not import the simulator's experts.
 
 With `phase_timeout` (control steps), a subtask the planner has kept longer than that is taken
 to have stalled: the controller then acts without a subtask (as the flat policy does; it is

@@ -68,8 +68,8 @@ def test_object_loss_trains_a_head_that_localizes_and_the_coordconv_object_token
 
 def test_a_resumed_teacher_token_run_continues_the_same_run(stack_file, tmp_path, monkeypatch):
     """The teacher noise draws from torch's generator, which is seeded per step like the data order, so a
-    resumed run continues the same run, image shifts on or off (a constant learning rate here, so that the
-    three-step first part has the six-step run's schedule)."""
+    resumed run continues the same run — also with image shifts off, where before only the shifts reseeded
+    it (a constant learning rate here, so that the three-step first part has the six-step run's schedule)."""
     from dataclasses import replace
 
     from safetensors.torch import load_file
