@@ -271,12 +271,8 @@ class TinyVla(nn.Module):
         return self.regression_head(query_hidden).view(query_hidden.shape[0], self.chunk_size, self.action_dim)
 
     @torch.no_grad()
-    def predict_subtask(self, batch: Batch) -> list[str]:
-        """The planner: (images, instruction, state) -> the subtask phrase to pursue now."""
-        return [self.config.planner_phrases[i] for i in self.subtask_logits(batch).argmax(-1).tolist()]
-
     def subtask_logits(self, batch: Batch) -> torch.Tensor:
-        """(B, P) planner scores over config.planner_phrases."""
+        """The planner: (images, instruction, state) -> (B, P) scores over config.planner_phrases."""
         if self.planner_head is None:
             raise ValueError("this checkpoint has no planner (trained without subtask labels)")
         planner_batch = Batch(batch.images, batch.state_ids, batch.instructions, [""] * batch.size)
