@@ -1,4 +1,5 @@
-"""`vla collect`: record successful expert demonstrations into an HDF5 dataset."""
+"""`vla collect`: record successful expert demonstrations (or a learner's rollouts labelled by the
+expert, DAgger) into an HDF5 dataset."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from dataclasses import asdict, dataclass
 
 from sim.action_noise import ActionNoise
 from sim.backend import joint_position_controller_config
-from sim.dataset import DatasetWriter
+from sim.dataset import DRIVEN_BY_ATTR, DatasetWriter
 from sim.env import EnvConfig
 from sim.parallel import WorkerSpec, run_seeds
+from sim.policy_loader import CORRECTIVE_ALIGNS_YAW, PolicyOptions
 from sim.tasks import get_task
 
 MAX_ATTEMPTS_PER_EPISODE = 3
@@ -44,16 +46,25 @@ def env_args(task: str, config: EnvConfig) -> dict:
 
 def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int = 1, append: bool = False,
             env_config: EnvConfig = EnvConfig(), policy: str = "expert", progress: bool = True,
-            noise: ActionNoise | None = None) -> CollectReport:
+            noise: ActionNoise | None = None, learner: str | None = None,
+            learner_options: PolicyOptions = PolicyOptions()) -> CollectReport:
     """Keep the first `episodes` successful episodes of seeds seed, seed+1, ... (in seed order,
     whatever the number of workers); each is on disk before the next is written. With `noise`
-    the expert's actions are executed perturbed and recorded clean (sim.action_noise)."""
+    the expert's actions are executed perturbed and recorded clean (sim.action_noise).
+
+    With a `learner` (DAgger): the learner drives and `policy`, a corrective expert, labels
+    every state it visits; every episode is kept, whether the learner succeeded or not."""
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     get_task(task)
-    writer = DatasetWriter(out, task, {**env_args(task, env_config), "demonstrator": policy}, append=append)
-    spec = WorkerSpec(task=task, policy=policy, env_config=env_config, record=True, noise=noise)
-    max_attempts = MAX_ATTEMPTS_PER_EPISODE * episodes
+    if learner is not None and policy not in CORRECTIVE_ALIGNS_YAW:
+        raise ValueError(f"a learner's states can only be labelled by an expert that acts from the current state "
+                         f"({', '.join(CORRECTIVE_ALIGNS_YAW)}), not {policy!r}")
+    attrs = {**env_args(task, env_config), "demonstrator": policy, **({"learner": learner} if learner else {})}
+    writer = DatasetWriter(out, task, attrs, append=append)
+    spec = WorkerSpec(task=task, policy=learner or policy, env_config=env_config, record=True, noise=noise,
+                      policy_options=learner_options, labeller=policy if learner else None)
+    max_attempts = episodes if learner else MAX_ATTEMPTS_PER_EPISODE * episodes
     started = time.perf_counter()
     kept = failed = 0
     first_demo = None
@@ -61,13 +72,14 @@ def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int =
     results = run_seeds(spec, itertools.islice(itertools.count(seed), max_attempts), workers)
     try:
         for result in results:
-            if result.success:
+            failed += not result.success
+            if result.success or learner:
+                if learner:
+                    result.episode.extra_attrs[DRIVEN_BY_ATTR] = learner
                 name = writer.write(result.episode)
                 first_demo = first_demo or name
                 kept += 1
                 bar.update(1)
-            else:
-                failed += 1
             bar.set_postfix(failed=failed)
             if kept == episodes:
                 break
@@ -77,7 +89,8 @@ def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int =
     if kept < episodes:
         raise RuntimeError(f"only {kept} of {episodes} episodes succeeded in {max_attempts} attempts "
                            f"({failed} failed); {kept} were saved to {out}")
-    return CollectReport(out, kept, failed, kept + failed, time.perf_counter() - started, first_demo)
+    attempts = kept if learner else kept + failed
+    return CollectReport(out, kept, failed, attempts, time.perf_counter() - started, first_demo)
 
 
 def _bar(total: int, enabled: bool):

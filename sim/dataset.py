@@ -2,7 +2,8 @@
 
     /data           attrs: env, env_args (JSON), total (sum of num_samples)
     /data/demo_<i>  attrs: num_samples, model_file, instruction, seed, goal (JSON),
-                    success, Episode.extra_attrs; datasets: actions (T, A) float32,
+                    success, Episode.extra_attrs (driven_by: a DAgger demo, whose
+                    actions are the expert's labels, not what was executed); datasets: actions (T, A) float32,
                     obs/<key> (T, ...) (images (T, H, W, 3) uint8 gzip), states
                     (T, 1+nq+nv) float64, rewards (T,), dones (T,), subtasks (T,) str
     /mask/train, /mask/valid   demo names as bytes; demo_9, demo_19, ... are valid
@@ -36,6 +37,7 @@ LIBVER = ("v108", "latest")  # attributes > 64 KB (model_file) need the 1.8+ for
 VALID_EVERY = 10  # demo_9, demo_19, ... go to the validation mask
 _TMP_PREFIX = "_incomplete_"
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
+DRIVEN_BY_ATTR = "driven_by"  # a DAgger demo's learner: it moved the robot, the expert's labels are the actions
 _RESERVED_ATTRS = ("num_samples", "model_file", "instruction", "seed", "goal", "success")
 _FIX = "Re-run `vla collect` or restore it from a backup"
 

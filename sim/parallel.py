@@ -23,6 +23,7 @@ class WorkerSpec:
     execute_steps: int | None = None
     policy_options: PolicyOptions = PolicyOptions()
     noise: ActionNoise | None = None  # DART-style perturbation of the executed actions
+    labeller: str | None = None  # DAgger: `policy` drives, this expert's actions are recorded
 
 
 _worker_state: dict = {}
@@ -33,7 +34,9 @@ def _init_worker(spec: WorkerSpec) -> None:
     from sim.policy_loader import make_policy
 
     env = VlaEnv(spec.task, spec.env_config)
-    _worker_state.update(spec=spec, env=env, policy=make_policy(spec.policy, env, spec.policy_options))
+    labeller = make_policy(spec.labeller, env) if spec.labeller else None
+    _worker_state.update(spec=spec, env=env, policy=make_policy(spec.policy, env, spec.policy_options),
+                         labeller=labeller)
     _one_torch_thread()
 
 
@@ -52,7 +55,7 @@ def _run_seed(seed: int):
     spec: WorkerSpec = _worker_state["spec"]
     result = run_episode(_worker_state["env"], _worker_state["policy"], seed, record=spec.record,
                          video=spec.video_dir is not None, execute_steps=spec.execute_steps,
-                         noise=spec.noise)
+                         noise=spec.noise, labeller=_worker_state["labeller"])
     if spec.video_dir is not None:
         from pathlib import Path
 

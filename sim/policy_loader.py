@@ -9,12 +9,16 @@ from policies.base import Policy
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "policies" / "checkpoints" / "default"  # package data
 EXPERT_ALIGNS_YAW = {"expert": True, "expert:fixed-yaw": False}  # --policy name -> ExpertConfig.align_yaw
-KNOWN = (*EXPERT_ALIGNS_YAW, "hold", "default", "a checkpoint directory", "grpc://HOST:PORT", "replay:FILE[#DEMO]")
+# the state-feedback experts that can label any state (DAgger, sim.experts.corrective)
+CORRECTIVE_ALIGNS_YAW = {"expert:corrective": True, "expert:corrective-fixed-yaw": False}
+KNOWN = (*EXPERT_ALIGNS_YAW, *CORRECTIVE_ALIGNS_YAW, "hold", "default", "a checkpoint directory", "grpc://HOST:PORT", "replay:FILE[#DEMO]")
 
 
-def expert_name(align_yaw: bool) -> str:
-    """The --policy name of the scripted expert that does (not) turn the fingers to the cube."""
-    return next(name for name, aligns in EXPERT_ALIGNS_YAW.items() if aligns == align_yaw)
+def expert_name(align_yaw: bool, corrective: bool = False) -> str:
+    """The --policy name of the scripted (or state-feedback) expert that does (not) turn the
+    fingers to the cube."""
+    names = CORRECTIVE_ALIGNS_YAW if corrective else EXPERT_ALIGNS_YAW
+    return next(name for name, aligns in names.items() if aligns == align_yaw)
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,8 @@ def checkpoint_dir(spec: str) -> Path:
 
 
 def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Policy:
-    """`expert` (privileged scripted expert, sim only), `hold` (keeps the current pose),
+    """`expert` (privileged scripted expert, sim only; `expert:corrective` decides its phase from
+    the scene at every step, so it can take over from any state), `hold` (keeps the current pose),
     `default` (the shipped checkpoint), a checkpoint directory, `grpc://HOST:PORT` (a policy
     server; its bearer token, if it needs one, from the VLA_TOKEN environment variable), or
     `replay:FILE[#DEMO]` (one demo's commands played blind: the open-loop baseline)."""
@@ -56,6 +61,11 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
         from sim.experts.scripted import ExpertConfig, ScriptedExpert
 
         return ScriptedExpert(env, ExpertConfig(align_yaw=EXPERT_ALIGNS_YAW[spec]))
+    if spec in CORRECTIVE_ALIGNS_YAW:
+        from sim.experts.corrective import CorrectiveExpert
+        from sim.experts.scripted import ExpertConfig
+
+        return CorrectiveExpert(env, ExpertConfig(align_yaw=CORRECTIVE_ALIGNS_YAW[spec]))
     if spec.startswith("replay:"):
         from policies.open_loop import load_replay
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sim.action_noise import ActionNoise
-from sim.dataset import open_dataset, read_episode
+from sim.dataset import DRIVEN_BY_ATTR, open_dataset, read_episode
 from sim.env import EnvConfig, VlaEnv
 from sim.tasks import Goal
 
@@ -64,6 +64,9 @@ def _start(env: VlaEnv, episode) -> None:
 
 def _replay_actions(env: VlaEnv, name: str, episode) -> ReplayResult:
     """Demos collected with --action-noise replay the perturbed commands the robot executed."""
+    if DRIVEN_BY_ATTR in episode.extra_attrs:
+        raise ValueError(f"{name} was driven by {episode.extra_attrs[DRIVEN_BY_ATTR]} and labelled by the expert "
+                         "(vla collect --learner): its actions were never executed; check it with --mode states")
     _start(env, episode)
     nq = env.suite_env.sim.model.nq
     noise = ActionNoise.from_attrs(episode.extra_attrs)

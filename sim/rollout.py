@@ -54,14 +54,20 @@ class EpisodeRecorder:
 
 
 def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: bool = False,
-                execute_steps: int | None = None, noise: ActionNoise | None = None) -> RolloutResult:
+                execute_steps: int | None = None, noise: ActionNoise | None = None,
+                labeller: Policy | None = None) -> RolloutResult:
     """Roll out until success or the step limit. Chunks are executed `execute_steps` at a time
     (None: the whole chunk) before the policy is asked again. With `noise`, the robot executes
-    perturbed actions and the recording keeps the policy's own (sim.action_noise)."""
+    perturbed actions and the recording keeps the policy's own (sim.action_noise). With a
+    `labeller` (DAgger), the policy drives and the recording keeps, for every state it visits,
+    the labeller's action and subtask instead."""
     obs, _ = env.reset(seed=seed)
     perturb = noise.drift(seed) if noise else None
     policy.reset(env.instruction)
+    if labeller is not None:
+        labeller.reset(env.instruction)
     recorder = EpisodeRecorder() if record else None
+    labels: list[str] = []
     result = RolloutResult(seed=seed, success=False, steps=0, instruction=env.instruction)
     approach = ApproachTracker(env)
     done = False
@@ -73,11 +79,13 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
             if video:
                 result.frames.append(np.concatenate([obs[k] for k in _image_keys(obs)], axis=1))
             approach.observe(obs, action)
+            label, label_subtask = _label(labeller, obs, action, chunk.subtask)
             next_obs, reward, terminated, truncated, _ = env.step(perturb(action) if perturb else action)
             done = terminated or truncated
             result.subtasks.append(chunk.subtask)
+            labels.append(label_subtask)
             if recorder:
-                recorder.add(obs, state, action, reward, done)
+                recorder.add(obs, state, label, reward, done)
             obs = next_obs
             if done:
                 break
@@ -85,9 +93,17 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
     result.steps = env.steps
     result.approach = approach.summary()
     if recorder:
-        result.episode = recorder.to_episode(env, result.subtasks, result.success)
+        result.episode = recorder.to_episode(env, labels, result.success)
         result.episode.extra_attrs.update(noise.attrs() if noise else {})
     return result
+
+
+def _label(labeller: Policy | None, obs: dict, action: np.ndarray, subtask: str) -> tuple[np.ndarray, str]:
+    """What the recording keeps for this step: the executed action, or the labeller's."""
+    if labeller is None:
+        return action, subtask
+    chunk = labeller.act(obs)
+    return chunk.actions[0], chunk.subtask
 
 
 def _check_chunk(chunk: ActionChunk, env) -> None:

@@ -14,15 +14,21 @@ from vla.cli_wire import add_robot_parser, add_serve_parser
 def cmd_collect(args) -> int:
     from sim.action_noise import ActionNoise
     from sim.collect import collect
-    from sim.policy_loader import expert_name
+    from sim.policy_loader import PolicyOptions, expert_name
 
     noise = ActionNoise(args.action_noise) if args.action_noise else None
-    policy = expert_name(align_yaw=args.expert_yaw == "aligned")
+    options = policy_options(args)
+    if args.learner is None and options != PolicyOptions():
+        raise ValueError("--flat, --ensemble and the other policy options set how --learner runs; "
+                         "without --learner the scripted expert collects")
+    policy = expert_name(align_yaw=args.expert_yaw == "aligned", corrective=args.learner is not None)
     report = collect(args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, policy=policy,
-                     append=args.append, env_config=env_config(args), progress=not args.quiet, noise=noise)
-    print(f"kept {report.kept} successful episodes, {report.failed} failed "
-          f"({report.attempts} attempts) in {report.wall_s:.1f} s = {report.episodes_per_min:.1f} episodes/min "
-          f"-> {report.out}")
+                     append=args.append, env_config=env_config(args), progress=not args.quiet, noise=noise,
+                     learner=args.learner, learner_options=options)
+    kept = (f"kept {report.kept} episodes of {args.learner} labelled by {policy} ({report.failed} not successful)"
+            if args.learner else f"kept {report.kept} successful episodes, {report.failed} failed "
+            f"({report.attempts} attempts)")
+    print(f"{kept} in {report.wall_s:.1f} s = {report.episodes_per_min:.1f} episodes/min -> {report.out}")
     return 0
 
 
@@ -198,6 +204,10 @@ def _add_collect_parser(sub) -> None:
     p.add_argument("--expert-yaw", choices=("aligned", "fixed"), default="aligned",
                    help="aligned: the expert turns the fingers to the cube's faces on the way down; fixed: it keeps "
                         "the start yaw, so its joint path depends on where the cube is, not on how it is turned")
+    p.add_argument("--learner", metavar="POLICY",
+                   help="DAgger: this policy (a checkpoint, `default`) drives and the expert, deciding from the "
+                        "scene at every step, labels each state it visits; every episode is kept")
+    add_policy_options(p)
     add_run_options(p)
     p.set_defaults(func=cmd_collect)
 

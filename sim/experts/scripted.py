@@ -14,7 +14,8 @@ import mujoco
 import numpy as np
 
 from policies.base import ActionChunk
-from sim.experts.ik import DampedLeastSquaresIK, yaw_of, yaw_rotation
+from sim.experts.ik import yaw_of, yaw_rotation
+from sim.experts.scene import Scene
 
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 1.0
 
@@ -46,18 +47,14 @@ class ScriptedExpert:
     def __init__(self, env, config: ExpertConfig = ExpertConfig()):
         self.env = env
         self.config = config
-        robot = env.robot
-        sim = env.suite_env.sim
-        self.site_id = robot.eef_site_id["right"]
-        self.qpos_index = env.arm_qpos_index
-        self.ik = DampedLeastSquaresIK(sim.model._model, self.site_id, self.qpos_index,
-                                       np.array(robot._ref_joint_vel_indexes), np.array(robot.init_qpos))
+        self.scene = Scene(env)
+        self.ik = self.scene.arm_ik()
         self.phases: list[Phase] = []
 
     # -- Policy contract -----------------------------------------------------------------
     def reset(self, instruction: str = "") -> None:
         goal = self.env.goal
-        q_now = self._joint_positions()
+        q_now = self.scene.joint_positions()
         self.q_cmd = q_now
         self.setpoint, rot = self.ik.forward(q_now)
         self.down_rot = rot
@@ -100,7 +97,7 @@ class ScriptedExpert:
             return self._cube_pos(base) * [1, 1, 0] + [0, 0, self.grasp_point[2] + carry_height]
 
         def on_base() -> np.ndarray:
-            stack_height = 2 * self._cube_half_height(base) + cfg.place_clearance
+            stack_height = 2 * self.scene.cube_half_height(base) + cfg.place_clearance
             return self._cube_pos(base) + [0, 0, stack_height]
 
         return [
@@ -123,7 +120,7 @@ class ScriptedExpert:
             return True
         target = phase.target()
         settled = np.linalg.norm(self.setpoint - target) < 1e-3
-        return settled and np.linalg.norm(self._grip_site_pos() - target) < phase.tolerance
+        return settled and np.linalg.norm(self.scene.grip_site_pos() - target) < phase.tolerance
 
     # -- privileged state ----------------------------------------------------------------
     def _hold_grasp_point(self) -> np.ndarray:
@@ -132,25 +129,11 @@ class ScriptedExpert:
         return self.grasp_point
 
     def _cube_pos(self, color: str, align: bool = False) -> np.ndarray:
-        pos, quat = self.env.cube_pose(color)
         if align and self.config.align_yaw:
-            self.target_rot = yaw_rotation(_grasp_yaw_offset(quat, self.down_rot)) @ self.down_rot
-        return pos
+            self.target_rot = yaw_rotation(grasp_yaw_offset(self.scene.cube_quat(color), self.down_rot)) @ self.down_rot
+        return self.scene.cube_pos(color)
 
-    def _cube_half_height(self, color: str) -> float:
-        sim = self.env.suite_env.sim
-        body = sim.model.body_name2id(self.env.task.cube_bodies[color])
-        geoms = np.flatnonzero(sim.model._model.geom_bodyid == body)
-        return float(max(sim.model._model.geom_size[g][2] for g in geoms))
-
-    def _grip_site_pos(self) -> np.ndarray:
-        return np.array(self.env.suite_env.sim.data.site_xpos[self.site_id])
-
-    def _joint_positions(self) -> np.ndarray:
-        return np.array(self.env.suite_env.sim.data.qpos[self.qpos_index])
-
-
-def _grasp_yaw_offset(cube_quat: np.ndarray, gripper_rot: np.ndarray) -> float:
+def grasp_yaw_offset(cube_quat: np.ndarray, gripper_rot: np.ndarray) -> float:
     """Yaw turn (rad, within +-45 deg) that lines the fingers up with the cube's faces."""
     cube_rot = np.zeros(9)
     mujoco.mju_quat2Mat(cube_rot, cube_quat)

@@ -1,0 +1,141 @@
+"""The state-feedback expert: succeeds on its own, takes over from states a learner drove into,
+and labels a learner's rollouts (`vla collect --learner`, DAgger)."""
+
+import dataclasses
+
+import h5py
+import numpy as np
+import pytest
+
+from policies.base import ActionChunk
+from sim.dataset import open_dataset
+from sim.experts.corrective import CorrectiveExpert
+from sim.rollout import run_episode
+from sim.tasks import COLORS
+from vla.cli import main
+
+
+class HandOver:
+    """The learner drives for `steps` steps, then the expert, which has watched every step (as
+    it does when labelling) and never been reset since the episode began."""
+
+    def __init__(self, learner, expert, steps: int):
+        self.learner, self.expert, self.steps = learner, expert, steps
+
+    def reset(self, instruction: str = "") -> None:
+        self.learner.reset(instruction)
+        self.expert.reset(instruction)
+        self.t = 0
+
+    def act(self, observation) -> ActionChunk:
+        label = self.expert.act(observation)
+        chunk = self.learner.act(observation) if self.t < self.steps else label
+        self.t += 1
+        return chunk
+
+
+class ShutGripper:
+    """Stays where it is with the fingers closed on nothing."""
+
+    def __init__(self, env):
+        self.expert = CorrectiveExpert(env)
+
+    def reset(self, instruction: str = "") -> None:
+        pass
+
+    def act(self, observation) -> ActionChunk:
+        return ActionChunk(np.append(self.expert.scene.joint_positions(), 1.0)[None], subtask="grasp")
+
+
+class WrongGoal:
+    """The env as a learner that misread the instruction sees it: another cube is the target."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    @property
+    def goal(self):
+        goal = self.env.goal
+        other = next(c for c in COLORS if c not in (goal.target, goal.base))
+        return dataclasses.replace(goal, target=other)
+
+
+def _run(env, policy, seed: int):
+    result = run_episode(env, policy, seed)
+    assert result.success, f"{env.task.name} seed {seed} failed after {result.steps} steps: {_phases(result.subtasks)}"
+    return result
+
+
+def _phases(subtasks: list[str]) -> list[str]:
+    return [s for i, s in enumerate(subtasks) if i == 0 or subtasks[i - 1] != s]
+
+
+def test_succeeds_from_reset_with_the_scripted_experts_labels(env_cache, task_name):
+    env = env_cache(task_name)
+    result = _run(env, CorrectiveExpert(env), seed=21)
+    phases = _phases(result.subtasks)
+    assert phases[:2] == [f"reach the {env.goal.target} cube", "grasp"]
+    assert phases[-1] == ("release" if env.goal.base else "lift")
+
+
+def test_reopens_fingers_that_shut_on_nothing(env_cache):
+    env = env_cache("lift")
+    result = _run(env, HandOver(ShutGripper(env), CorrectiveExpert(env), steps=15), seed=22)
+    assert result.subtasks[15] == "reach the red cube"
+
+
+def test_approaches_again_after_a_grasp_beside_the_cube(env_cache):
+    env = env_cache("lift")
+    learner = CorrectiveExpert(env)
+    true_pos = learner.scene.cube_pos
+    learner.scene.cube_pos = lambda color: true_pos(color) + [0.035, 0.0, 0.0]  # aims 3.5 cm off
+    result = _run(env, HandOver(learner, CorrectiveExpert(env), steps=45), seed=23)
+    assert "grasp" in result.subtasks[:45], "the learner should have tried its grasp before the hand-over"
+    assert "reach the red cube" in result.subtasks[45:]
+
+
+def test_lets_go_of_the_wrong_cube_and_places_the_right_one(env_cache):
+    env = env_cache("place-color")
+    learner = CorrectiveExpert(env)
+    learner.env = WrongGoal(env)
+    result = _run(env, HandOver(learner, CorrectiveExpert(env), steps=60), seed=24)
+    assert "lift" in result.subtasks[:60], "the learner should have lifted the wrong cube"
+    assert result.subtasks[60] == f"reach the {env.goal.target} cube"
+
+
+@pytest.fixture(scope="module")
+def dagger_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dagger") / "lift.hdf5"
+    args = ["collect", "--task", "lift", "--episodes", "2", "--seed", "30", "--learner", "hold", "--expert-yaw",
+            "fixed", "--image-size", "48", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    return out
+
+
+def test_collect_with_a_learner_keeps_its_episodes_with_the_experts_labels(dagger_dataset, capsys):
+    info = open_dataset(dagger_dataset)
+    assert info.demo_names == ("demo_0", "demo_1")
+    with h5py.File(dagger_dataset, "r") as f:
+        assert f["data"].attrs["env_args"] and "learner" in f["data"].attrs["env_args"]
+        demo = f["data/demo_0"]
+        assert demo.attrs["driven_by"] == "hold" and not demo.attrs["success"]
+        assert demo.attrs["num_samples"] == 150  # the hold policy never lifts: the whole step limit
+        joints = demo["obs/robot0_joint_pos"][()]
+        labels = demo["actions"][()]
+        assert np.abs(joints - joints[0]).max() < 0.02, "the learner (hold) drove, so the arm stayed put"
+        assert np.abs(labels[-1, :7] - joints[-1]).max() > 0.05, "the labels should head for the cube"
+        assert set(demo["subtasks"].asstr()[()]) == {"reach the red cube"}
+
+
+def test_replaying_a_learners_episode_as_actions_is_refused(dagger_dataset, capsys):
+    assert main(["replay", str(dagger_dataset), "--quiet"]) == 2
+    assert "--mode states" in capsys.readouterr().err
+
+
+def test_collect_refuses_policy_options_without_a_learner(tmp_path, capsys):
+    out = tmp_path / "x.hdf5"
+    assert main(["collect", "--task", "lift", "--episodes", "1", "--ensemble", "--out", str(out)]) == 2
+    assert "--learner" in capsys.readouterr().err and not out.exists()
