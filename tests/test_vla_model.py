@@ -145,6 +145,23 @@ def test_checkpoint_files_and_resume_continue_the_same_run(data_file, tmp_path):
         train([data_file], tmp_path / "full", SMALL, cfg, progress=False)
 
 
+def test_init_fine_tunes_a_checkpoint_with_a_fresh_schedule(data_file, tmp_path):
+    cfg = TrainConfig(steps=4, batch_size=4, save_every=4, eval_every=4, warmup_steps=1)
+    train([data_file], tmp_path / "base", SMALL, cfg, progress=False)
+    other_sizes = replace(SMALL, data=replace(SMALL.data, chunk_size=4))  # ignored: the checkpoint's options win
+    train([data_file], tmp_path / "frozen", other_sizes, replace(cfg, steps=2, learning_rate=0.0), progress=False,
+          init=tmp_path / "base")
+    train([data_file], tmp_path / "tuned", SMALL, replace(cfg, steps=2), progress=False, init=tmp_path / "base")
+    base, frozen, tuned = (load_file(tmp_path / d / "model.safetensors") for d in ("base", "frozen", "tuned"))
+    for key in base:
+        torch.testing.assert_close(frozen[key], base[key])
+    assert any(not torch.equal(tuned[key], base[key]) for key in base)
+    assert load_checkpoint(tmp_path / "frozen")[1] == load_checkpoint(tmp_path / "base")[1]
+    assert torch.load(tmp_path / "tuned" / "training_state.pt", weights_only=True)["step"] == 2
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train([data_file], tmp_path / "x", SMALL, cfg, progress=False, init=tmp_path / "missing")
+
+
 def test_snapshots_keep_every_nth_step_and_an_ema_that_survives_resume(data_file, tmp_path):
     cfg = TrainConfig(steps=3, batch_size=4, save_every=2, eval_every=10**6, warmup_steps=1, snapshot_every=1,
                       ema_decay=0.5)

@@ -98,6 +98,7 @@ def cmd_convert(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from sim.policy_loader import checkpoint_dir
     from vla.config import DataConfig, VlaConfig
     from vla.train import TrainConfig, train
 
@@ -109,7 +110,8 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                       save_every=args.save_every, eval_every=args.eval_every, seed=args.seed,
                       snapshot_every=args.snapshot_every, ema_decay=args.ema_decay, image_shift=args.image_shift)
-    metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet)
+    init = checkpoint_dir(args.init) if args.init else None
+    metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet, init=init)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
         print(f"checkpoint: {args.out}  {shown}")
@@ -320,6 +322,9 @@ def _add_train_parser(sub) -> None:
                    help="with --snapshot-every, also snapshot a moving average of the weights (e.g. 0.999)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="fine-tune: start from this checkpoint (`default`, a directory): its weights, model and "
+                        "data options, tokenizers and normalization; a fresh optimizer and schedule over --steps")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

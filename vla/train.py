@@ -119,13 +119,16 @@ def validate(model, dataset: ChunkDataset, cfg: TrainConfig, mode: str, runtime:
     return totals
 
 
-def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool):
-    """(config, model, stats, train set, valid set, start step, optimizer state) for a fresh or resumed run."""
+def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, init: Path | None = None):
+    """(config, model, stats, train set, valid set, optimizer state) for a fresh, resumed or
+    fine-tuning run. Fine-tuning (`init`) starts from that checkpoint's weights, configuration,
+    tokenizers and normalization, with a fresh optimizer and learning-rate schedule."""
+    model, stats, state = None, None, None
     if resume:
         model, config, stats = load_checkpoint(out)
         state = load_training_state(out)
-    else:
-        model, stats, state = None, None, None
+    elif init is not None:
+        model, config, stats = load_checkpoint(init)
     with_objects = config.backbone == "tiny" and config.tiny.object_loss > 0
     train_demos, valid_demos = load_demos(data_paths, config.data, with_objects)
     if stats is None:
@@ -153,8 +156,10 @@ def _fresh_model(config: VlaConfig, demos):
 
 
 def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(),
-          cfg: TrainConfig = TrainConfig(), resume: bool = False, progress: bool = True) -> dict:
-    """Train and checkpoint into `out`; returns the final metrics."""
+          cfg: TrainConfig = TrainConfig(), resume: bool = False, progress: bool = True,
+          init: str | Path | None = None) -> dict:
+    """Train (from scratch, or fine-tune the checkpoint `init`) and checkpoint into `out`;
+    returns the final metrics."""
     out = Path(out)
     if not resume and (out / "config.json").exists():
         raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or pick another --out")
@@ -162,7 +167,8 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
     _check_image_shift(cfg, config.data.image_size)
     runtime = setup_runtime()
     torch.manual_seed(cfg.seed)
-    config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, resume)
+    config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, resume,
+                                                                Path(init) if init is not None else None)
     if state is not None:
         cfg = TrainConfig(**{**state["train_config"], "steps": max(cfg.steps, state["train_config"]["steps"])})
     model.to(runtime.device)
