@@ -25,18 +25,24 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q --durations=10
 
-# Reproduces the shipped default checkpoint (policies/checkpoints/default): demonstrations for
-# the four tasks, then the tiny VLA with its planner head, on CPU. The snapshots it keeps
-# (runs/default/snapshots/) are for `vla select`; they do not change the shipped weights.
-# The expert keeps the fingers at their start yaw (--expert-yaw fixed): its joint path then follows
-# where the cube is, not how it is turned, which the model cannot see (README, Results).
-# --coord-conv and --object-loss 1: the image encoder gets pixel coordinates and learns, as a training-
-# only side task, where the goal's cubes are from the gripper (README, The model); --object-token
-# teacher feeds those offsets to the actions as one more input token. 6000 steps: about four passes
-# over the 51k frames, about 55 min on 2 cores after about 19 min of collection.
+# Reproduces the shipped default checkpoint (policies/checkpoints/default) on CPU in three stages:
+# 1. demonstrations for the four tasks; the expert keeps the fingers at their start yaw (--expert-yaw
+#    fixed): its joint path then follows where the cube is, not how it is turned, which the model
+#    cannot see (README, Results);
+# 2. the base model: the tiny VLA with its planner head; --coord-conv and --object-loss 1 give the
+#    image encoder pixel coordinates and a training-only side task, where the goal's cubes are
+#    from the gripper; --object-token teacher feeds those offsets to the actions as one more input
+#    token (README, The model). 6000 steps: about four passes over the 51k demo frames;
+# 3. one DAgger round: the base model drives (as `vla eval --ensemble` runs it) and the corrective
+#    expert labels every state it visits (vla collect --learner), then the base model is fine-tuned
+#    on the demonstrations and those rollouts together (vla train --init).
+# The snapshots of runs/base (runs/base/snapshots/) are for `vla select`; they change nothing shipped.
 DEFAULT_DATA := data/fixed-yaw/lift.hdf5 data/fixed-yaw/pick-color.hdf5 data/fixed-yaw/stack.hdf5 \
 	data/fixed-yaw/place-color.hdf5
-DEFAULT_STEPS ?= 6000
+DAGGER_DATA := $(subst fixed-yaw,dagger,$(DEFAULT_DATA))
+BASE_STEPS ?= 6000
+DAGGER_EPISODES ?= 60
+FINETUNE_STEPS ?= 2000
 
 EPISODES_lift := 200
 EPISODES_pick-color := 240
@@ -47,11 +53,21 @@ data/fixed-yaw/%.hdf5: | $(STAMP)
 	@mkdir -p data/fixed-yaw
 	$(VENV)/bin/vla collect --task $* --episodes $(EPISODES_$*) --out $@ --seed 0 --workers 2 --expert-yaw fixed
 
-.PHONY: default-model
-default-model: $(DEFAULT_DATA)
-	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/default --subtasks --action-mode absolute --steps $(DEFAULT_STEPS) \
+runs/base/model.safetensors: $(DEFAULT_DATA)
+	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/base --subtasks --action-mode absolute --steps $(BASE_STEPS) \
 		--batch-size 32 --chunk-size 8 --save-every 500 --eval-every 250 \
 		--snapshot-every 500 --ema-decay 0.998 --coord-conv --object-loss 1 --object-token teacher
+
+data/dagger/%.hdf5: runs/base/model.safetensors
+	@mkdir -p data/dagger
+	$(VENV)/bin/vla collect --task $* --episodes $(DAGGER_EPISODES) --out $@ --seed 400000 --workers 2 \
+		--learner runs/base --ensemble --expert-yaw fixed
+
+.PHONY: default-model
+default-model: $(DAGGER_DATA)
+	$(VENV)/bin/vla train --data $(DEFAULT_DATA) $(DAGGER_DATA) --init runs/base --out runs/default \
+		--steps $(FINETUNE_STEPS) --lr 1e-4 --save-every 500 --eval-every 250
 	@mkdir -p policies/checkpoints/default
 	cp runs/default/config.json runs/default/model.safetensors runs/default/norm_stats.json \
 		runs/default/tokenizer.json runs/default/metrics.csv policies/checkpoints/default/
+	cp runs/base/metrics.csv policies/checkpoints/default/base_metrics.csv
