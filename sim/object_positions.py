@@ -32,13 +32,24 @@ def cube_qpos_addresses(task: str, model_xml: str) -> dict[str, int]:
     return addresses
 
 
+def cube_positions(addresses: dict[str, int], states: np.ndarray) -> dict[str, np.ndarray]:
+    """Colour -> (T, 3) world xyz of that cube at each state."""
+    return {color: states[:, address:address + 3] for color, address in addresses.items()}
+
+
 def goal_cube_positions(addresses: dict[str, int], goal: Goal, states: np.ndarray) -> np.ndarray:
     """(T, 6) world xyz of the goal's target cube and of its base cube (NaN without one) at each state."""
-    out = np.full((len(states), GOAL_CUBE_VALUES), np.nan)
+    return goal_slots(cube_positions(addresses, states), goal)
+
+
+def goal_slots(cubes: dict[str, np.ndarray], goal: Goal) -> np.ndarray:
+    """(..., 6): the goal's target cube, then its base cube (NaN without one), from colour -> (..., 3)."""
+    shape = next(iter(cubes.values())).shape[:-1]
+    out = np.full(shape + (GOAL_CUBE_VALUES,), np.nan)
     for slot, color in enumerate((goal.target, goal.base)):
         if color is None:
             continue
-        if color not in addresses:
-            raise ValueError(f"goal colour {color!r} has no cube in this scene (cubes: {sorted(addresses)})")
-        out[:, 3 * slot:3 * slot + 3] = states[:, addresses[color]:addresses[color] + 3]
+        if color not in cubes:
+            raise ValueError(f"goal colour {color!r} has no cube in this scene (cubes: {sorted(cubes)})")
+        out[..., 3 * slot:3 * slot + 3] = cubes[color]
     return out

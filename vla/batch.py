@@ -27,6 +27,8 @@ class Batch:
     actions:     (B, K, A) float32 the same targets normalized to [-1, 1], unbinned (None at inference)
     objects:     (B, 6) float32 the goal's target and base cube minus the gripper, in 5 cm (NaN: no base cube);
                  privileged, for the auxiliary loss in training only (None otherwise)
+    action_rows: (B,) bool rows whose actions are trained (None: all); the others train only the object
+                 head (relabelled goals, vla/goal_relabel.py)
     """
 
     images: torch.Tensor
@@ -37,11 +39,13 @@ class Batch:
     plan_targets: torch.Tensor | None = None
     actions: torch.Tensor | None = None
     objects: torch.Tensor | None = None
+    action_rows: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(move(self.images), move(self.state_ids), self.instructions, self.subtasks,
-                     move(self.action_ids), move(self.plan_targets), move(self.actions), move(self.objects))
+                     move(self.action_ids), move(self.plan_targets), move(self.actions), move(self.objects),
+                     move(self.action_rows))
 
     @property
     def size(self) -> int:

@@ -109,7 +109,8 @@ def cmd_train(args) -> int:
                        tiny=_tiny_config(args))
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                       save_every=args.save_every, eval_every=args.eval_every, seed=args.seed,
-                      snapshot_every=args.snapshot_every, ema_decay=args.ema_decay, image_shift=args.image_shift)
+                      snapshot_every=args.snapshot_every, ema_decay=args.ema_decay, image_shift=args.image_shift,
+                      relabel_goals=args.relabel_goals)
     init = checkpoint_dir(args.init) if args.init else None
     metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet, init=init)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
@@ -312,6 +313,10 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--coord-conv", action="store_true",
                    help="tiny backbone: give the image encoder each pixel's x and y as two more input channels, so "
                         "the tokens can say where inside their cell an object is (CoordConv)")
+    p.add_argument("--relabel-goals", type=float, default=0.0, metavar="P",
+                   help="with an object head: a share P of the samples of multi-cube tasks (pick-color, place-color, "
+                        "stack) names another goal of the task; they train the head to find that goal's cubes and "
+                        "nothing else, so it reads the colour words rather than where the arm heads (e.g. 0.5)")
     p.add_argument("--image-shift", type=int, default=6, metavar="PX",
                    help="augmentation: shift each training image by up to PX pixels (default 6; 0: off)")
     p.add_argument("--save-every", type=int, default=500)

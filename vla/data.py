@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import torch
 
+from sim.tasks import Goal
 from vla.action_space import to_model
 from vla.batch import Batch
 from vla.config import DataConfig
@@ -27,12 +28,17 @@ class Demo:
     instruction: str
     subtasks: list[str]
     objects: np.ndarray | None = None  # (T, 6) goal's target and base cube minus the gripper, xyz (NaN: none)
+    cubes: dict[str, np.ndarray] | None = None  # with objects: colour -> (T, 3) every cube minus the gripper
+    task: str = ""  # with objects: the task the file was recorded on (its goals and instruction templates)
+    goal: Goal | None = None  # with objects: the goal the instruction names
 
 
 def load_demos(paths: list[str], config: DataConfig, with_objects: bool = False
                ) -> tuple[list[Demo], list[Demo]]:
     """(train, valid) demos of every file, split by each file's /mask (valid: /mask/valid); with
     `with_objects` also where the goal's cubes are from the gripper (privileged, for the auxiliary loss)."""
+    from sim.object_positions import goal_slots
+
     train, valid = [], []
     for path in paths:
         with _open(path) as f:
@@ -42,7 +48,8 @@ def load_demos(paths: list[str], config: DataConfig, with_objects: bool = False
             for name in f["data"]:
                 demo = _read_demo(path, f["data"][name], config)
                 if locate is not None:
-                    demo.objects = locate(f["data"][name])
+                    demo.task, demo.goal, demo.cubes = locate(f["data"][name])
+                    demo.objects = goal_slots(demo.cubes, demo.goal)
                 (valid if name in valid_names else train).append(demo)
     if not train:
         raise ValueError(f"no training demos in {paths}")
@@ -57,12 +64,11 @@ def _open(path: str) -> h5py.File:
 
 
 def _object_locator(path: str, f: h5py.File):
-    """A function demo group -> (T, 6) goal cube positions relative to the gripper (world frame), for
-    the scene this file was recorded in."""
+    """A function demo group -> (task, goal, colour -> (T, 3) every cube relative to the gripper, world
+    frame), for the scene this file was recorded in."""
     import json
 
-    from sim.object_positions import cube_qpos_addresses, goal_cube_positions
-    from sim.tasks import Goal
+    from sim.object_positions import cube_positions, cube_qpos_addresses
 
     demos = list(f["data"])
     try:
@@ -72,11 +78,12 @@ def _object_locator(path: str, f: h5py.File):
         raise ValueError(f"{path}: cannot tell where the cubes are ({error}); --object-loss needs files "
                          "recorded by `vla collect` (env_args with the task, model_file and states per demo)") from error
 
-    def locate(group: h5py.Group) -> np.ndarray:
+    def locate(group: h5py.Group) -> tuple[str, Goal, dict[str, np.ndarray]]:
         try:
             goal = Goal.from_dict(json.loads(group.attrs["goal"]))
             gripper = group["obs/robot0_eef_pos"][()]
-            return goal_cube_positions(addresses, goal, group["states"][()]) - np.tile(gripper, 2)
+            cubes = {color: xyz - gripper for color, xyz in cube_positions(addresses, group["states"][()]).items()}
+            return task, goal, cubes
         except (KeyError, ValueError) as error:
             raise ValueError(f"{path}:{group.name}: cannot tell where the goal's cubes are ({error}); --object-loss "
                              "needs its goal, states and obs/robot0_eef_pos as `vla collect` writes them") from error
@@ -157,10 +164,11 @@ class ChunkDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         return self.sample(i)
 
-    def sample(self, i: int, rng: np.random.Generator | None = None) -> dict:
+    def sample(self, i: int, rng: np.random.Generator | None = None, relabel_goals: float = 0.0) -> dict:
         """Sample i; with `rng` (training) the proprio state gets the config's `state_noise`: the
         targets stay where the demo went, so the model learns to steer back to the path rather than
-        follow wherever the joints are (copycat drift)."""
+        follow wherever the joints are (copycat drift). With `relabel_goals` too, that share of the
+        samples of multi-cube tasks names another goal and trains the object head only (vla/goal_relabel.py)."""
         d, t = self.index[i]
         demo = self.demos[d]
         actions = np.clip(self.stats.action.normalize(chunk_targets(demo, t, self.config)), -1.0, 1.0)
@@ -178,7 +186,22 @@ class ChunkDataset(torch.utils.data.Dataset):
         }
         if demo.objects is not None:
             sample["objects"] = (demo.objects[t] / OBJECT_SCALE).astype(np.float32)
+        if rng is not None and relabel_goals > 0 and demo.cubes is not None and rng.random() < relabel_goals:
+            sample = _relabelled(sample, demo, t, rng)
         return sample
+
+
+def _relabelled(sample: dict, demo: Demo, t: int, rng: np.random.Generator) -> dict:
+    """The sample with another goal of its task: the new instruction and cube offsets, no subtask, no
+    planner target, and its actions marked as not to be trained (they belong to the recorded goal)."""
+    from vla.goal_relabel import counterfactual_goal
+
+    other = counterfactual_goal(demo.task, demo.goal, {color: xyz[t] for color, xyz in demo.cubes.items()}, rng)
+    if other is None:
+        return sample
+    instruction, offsets = other
+    return {**sample, "instruction": instruction, "objects": (offsets / OBJECT_SCALE).astype(np.float32),
+            "subtask": "", "plan_target": -1, "train_actions": False}
 
 
 def collate(samples: list[dict]) -> Batch:
@@ -191,7 +214,13 @@ def collate(samples: list[dict]) -> Batch:
         plan_targets=torch.tensor([s.get("plan_target", -1) for s in samples], dtype=torch.long),
         actions=torch.from_numpy(np.stack([s["actions"] for s in samples])),
         objects=torch.from_numpy(np.stack([s["objects"] for s in samples])) if "objects" in samples[0] else None,
+        action_rows=_action_rows(samples),
     )
+
+
+def _action_rows(samples: list[dict]) -> torch.Tensor | None:
+    rows = [s.get("train_actions", True) for s in samples]
+    return None if all(rows) else torch.tensor(rows)
 
 
 def drop_subtasks(batch: Batch, rate: float, generator: np.random.Generator) -> Batch:

@@ -17,6 +17,8 @@ find the cube in the image tokens themselves.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -163,12 +165,7 @@ class TinyVla(nn.Module):
             tail = self.action_queries.expand(prefix.shape[0], -1, -1)
         teacher = batch.objects if self.training and self.config.object_token == "teacher" else None
         hidden = self._hidden_states(prefix, tail, teacher)
-        if mode == "regression":
-            loss, metrics = self._regression_loss(hidden[:, -n_actions:], batch)
-        else:
-            logits = self.lm.lm_head(hidden[:, -n_actions:])
-            loss, metrics = action_token_loss(self._action_slice(logits), batch.action_ids,
-                                              self.action_tokenizer.first_id)
+        loss, metrics = self._action_loss(hidden[:, -n_actions:], batch, mode)
         if self.planner_head is not None and batch.plan_targets is not None:
             plan_loss, plan_metrics = self._planner_loss(hidden[:, prefix.shape[1] - 1], batch)
             loss = loss + plan_loss
@@ -195,6 +192,20 @@ class TinyVla(nn.Module):
         rest = self.lm.model(inputs_embeds=torch.cat([token, tail], 1),
                              past_key_values=first.past_key_values).last_hidden_state
         return torch.cat([first.last_hidden_state, rest], 1)
+
+    def _action_loss(self, query_hidden: torch.Tensor, batch: Batch, mode: str):
+        """The action loss over the rows whose actions are trained (batch.action_rows; None: all)."""
+        if batch.action_rows is not None:
+            rows = batch.action_rows.to(query_hidden.device)
+            if not rows.any():
+                return query_hidden.sum() * 0.0, {}
+            query_hidden = query_hidden[rows]
+            batch = replace(batch, action_ids=batch.action_ids[rows],
+                            actions=None if batch.actions is None else batch.actions[rows])
+        if mode == "regression":
+            return self._regression_loss(query_hidden, batch)
+        return action_token_loss(self._action_slice(self.lm.lm_head(query_hidden)), batch.action_ids,
+                                 self.action_tokenizer.first_id)
 
     def _regression_loss(self, query_hidden: torch.Tensor, batch: Batch):
         """L1 on every action; with gripper_tokens, L1 on the joints plus cross-entropy on the gripper's bins."""

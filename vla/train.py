@@ -38,6 +38,7 @@ class TrainConfig:
     image_shift: int = 6  # with augment: shift each training image by up to this many pixels (0: off)
     snapshot_every: int = 0  # also keep the weights of every N-th step under OUT/snapshots/ (0: off)
     ema_decay: float = 0.0  # and an exponential moving average of them (e.g. 0.999; 0: off)
+    relabel_goals: float = 0.0  # with augment: share of multi-cube samples naming another goal (vla/goal_relabel.py)
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -82,7 +83,8 @@ def setup_runtime() -> Runtime:
 def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, augment: bool):
     generator = np.random.default_rng([cfg.seed, rank, step])
     indices = generator.integers(len(dataset), size=cfg.batch_size)
-    batch = collate([dataset.sample(int(i), generator if augment else None) for i in indices])
+    rng, relabel = (generator, cfg.relabel_goals) if augment else (None, 0.0)
+    batch = collate([dataset.sample(int(i), rng, relabel) for i in indices])
     if dataset.config.use_subtasks:
         batch = drop_subtasks(batch, dataset.config.subtask_dropout, generator)
     torch.manual_seed(int(generator.integers(2**31)))  # the shifts and the model's own noise: per step too
@@ -119,7 +121,8 @@ def validate(model, dataset: ChunkDataset, cfg: TrainConfig, mode: str, runtime:
     return totals
 
 
-def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, init: Path | None = None):
+def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, init: Path | None = None,
+            relabel_goals: float = 0.0):
     """(config, model, stats, train set, valid set, optimizer state) for a fresh, resumed or
     fine-tuning run. Fine-tuning (`init`) starts from that checkpoint's weights, configuration,
     tokenizers and normalization, with a fresh optimizer and learning-rate schedule."""
@@ -129,6 +132,7 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, i
         state = load_training_state(out)
     elif init is not None:
         model, config, stats = load_checkpoint(init)
+    _check_relabel_goals(relabel_goals, config)
     with_objects = config.backbone == "tiny" and config.tiny.object_loss > 0
     train_demos, valid_demos = load_demos(data_paths, config.data, with_objects)
     if stats is None:
@@ -168,7 +172,8 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
     runtime = setup_runtime()
     torch.manual_seed(cfg.seed)
     config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, resume,
-                                                                Path(init) if init is not None else None)
+                                                                Path(init) if init is not None else None,
+                                                                cfg.relabel_goals)
     if state is not None:
         cfg = TrainConfig(**{**state["train_config"], "steps": max(cfg.steps, state["train_config"]["steps"])})
     model.to(runtime.device)
@@ -221,6 +226,14 @@ def _check_image_shift(cfg: TrainConfig, image_size: int) -> None:
     if not 0 <= cfg.image_shift < image_size // 2:
         raise ValueError(f"--image-shift is a number of pixels, 0 (off) to {image_size // 2 - 1} for "
                          f"{image_size}-pixel images, got {cfg.image_shift}")
+
+
+def _check_relabel_goals(share: float, config: VlaConfig) -> None:
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"--relabel-goals is a share of samples, 0 (off) <= it < 1, got {share}")
+    if share and not (config.backbone == "tiny" and config.tiny.object_loss > 0):
+        raise ValueError("--relabel-goals trains the object head on other goals: the model needs one "
+                         "(--object-loss W, tiny backbone; with --init, a checkpoint trained with it)")
 
 
 def _save_snapshots(out: Path, step: int, model, ema, config: VlaConfig, stats) -> None:
@@ -280,7 +293,8 @@ class _Logger:
             self.writer.add_scalar(f"train/{key}", value, step)
         self.writer.add_scalar("train/samples_per_s", rate, step)
         self.csv.add(step, {**metrics, "samples_per_s": rate})
-        self.bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.3f}",
+        self.bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.3f}",
+                             acc=f"{metrics.get('accuracy', float('nan')):.3f}",
                              samples_s=f"{rate:.0f}", **{f"val_{k}": f"{v:.3f}" for k, v in self.valid.items()})
         self.bar.update(1)
 

@@ -1,0 +1,116 @@
+"""Counterfactual goals for the object head (`vla train --relabel-goals`)."""
+
+import csv
+import re
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from sim.tasks import Goal
+from vla.cli import main
+from vla.config import DataConfig
+from vla.data import ChunkDataset, collate, load_demos
+from vla.goal_relabel import other_goals
+
+IMAGE = 32
+
+
+@pytest.fixture(scope="module")
+def pick_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "pick-color.hdf5"
+    assert main(["collect", "--task", "pick-color", "--out", str(out), "--image-size", str(IMAGE), "--episodes", "1",
+                 "--seed", "5", "--quiet"]) == 0
+    return str(out)
+
+
+def test_other_goals_are_the_same_kind_of_goal_over_the_scenes_cubes():
+    assert other_goals(Goal("red"), ["red", "green", "blue"]) == [Goal("blue"), Goal("green")]
+    place = other_goals(Goal("red", "green"), ["red", "green", "blue"])
+    assert len(place) == 5 and Goal("red", "green") not in place and all(g.target != g.base for g in place)
+    assert other_goals(Goal("red", "green"), ["red", "green"]) == [Goal("green", "red")]  # stack's scene
+    assert other_goals(Goal("red"), ["red"]) == []  # lift: nothing to relabel
+
+
+def _dataset(path):
+    from vla.normalization import NormStats
+    from vla.tokenizer import ActionTokenizer
+
+    config = DataConfig(image_size=IMAGE)
+    (demo,), _ = load_demos([path], config, with_objects=True)
+    stats = NormStats.compute("panda", demo.actions, demo.states)
+    return demo, ChunkDataset([demo], config, stats, ActionTokenizer(512, 256), ())
+
+
+def test_a_relabelled_sample_names_another_cube_and_is_located_where_the_simulator_puts_it(pick_file, env_cache):
+    demo, dataset = _dataset(pick_file)
+    with h5py.File(pick_file, "r") as f:
+        states, gripper = f["data/demo_0/states"][()], f["data/demo_0/obs/robot0_eef_pos"][()]
+    env = env_cache("pick-color", IMAGE)
+    env.reset(seed=5)
+    rng = np.random.default_rng(0)
+    named = set()
+    for t in (0, len(dataset) // 2, len(dataset) - 1):
+        plain = dataset.sample(t, np.random.default_rng(0))
+        assert plain["instruction"] == demo.instruction and "train_actions" not in plain
+        sample = dataset.sample(t, rng, relabel_goals=0.999)
+        color = re.search(r"(red|green|blue)", sample["instruction"]).group(1)
+        assert color != demo.goal.target
+        named.add(color)
+        env.set_mujoco_state(states[t])
+        np.testing.assert_allclose(sample["objects"][:3] * 0.05, env.cube_pose(color)[0] - gripper[t], atol=1e-6)
+        assert np.isnan(sample["objects"][3:]).all()  # a pick goal has no base cube
+        assert sample["subtask"] == "" and sample["plan_target"] == -1 and sample["train_actions"] is False
+        np.testing.assert_array_equal(sample["images"], plain["images"])  # same frame, other words
+        np.testing.assert_array_equal(sample["action_ids"], plain["action_ids"])
+    assert len(named) == 2  # both other cubes get named
+    batch = collate([dataset.sample(0, np.random.default_rng(0)), dataset.sample(0, rng, relabel_goals=0.999)])
+    assert batch.action_rows.tolist() == [True, False]
+    assert collate([dataset.sample(0, np.random.default_rng(0))]).action_rows is None
+
+
+def test_rows_marked_as_relabelled_train_the_object_head_but_not_the_actions():
+    from tests.test_object_loss import _object_token_batch, _object_token_model
+
+    model = _object_token_model("teacher").train()
+    batch = _object_token_batch(model, rows=3)
+    g = torch.Generator().manual_seed(2)
+    batch.action_ids = torch.randint(model.action_tokenizer.first_id, model.config.vocab_size,
+                                     (3, model.chunk_size, model.action_dim), generator=g)
+    batch.objects = torch.randn(3, 6, generator=g)
+    batch.action_rows = torch.tensor([True, False, True])
+
+    def metrics(b):
+        torch.manual_seed(0)
+        return model.loss(b, "parallel")[1]
+
+    marked = metrics(batch)
+    other_actions = batch.action_ids.clone()
+    other_actions[1] = model.action_tokenizer.first_id  # the relabelled row's recorded actions do not count
+    assert metrics(batch.__class__(**{**batch.__dict__, "action_ids": other_actions}))["loss"] == marked["loss"]
+    other_objects = batch.objects.clone()
+    other_objects[1] += 3.0  # but its cube offsets do
+    assert metrics(batch.__class__(**{**batch.__dict__, "objects": other_objects}))["object_loss"] != \
+        marked["object_loss"]
+    unmarked = metrics(batch.__class__(**{**batch.__dict__, "action_rows": None}))
+    assert unmarked["loss"] != marked["loss"]
+    none_left = metrics(batch.__class__(**{**batch.__dict__, "action_rows": torch.zeros(3, dtype=torch.bool)}))
+    assert "loss" not in none_left and "object_loss" in none_left
+
+
+def test_train_with_relabelled_goals_and_its_refusals(pick_file, tmp_path, capsys):
+    args = ["train", "--data", pick_file, "--image-size", str(IMAGE), "--image-grid", "2", "--steps", "6",
+            "--batch-size", "8", "--eval-every", "3", "--quiet"]
+    out = tmp_path / "ck"
+    assert main(args + ["--out", str(out), "--object-loss", "1", "--object-token", "teacher",
+                        "--relabel-goals", "0.5"]) == 0
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["name"] for r in rows} >= {"loss", "object_error_cm", "val_object_error_cm"}
+    assert all(np.isfinite(float(r["value"])) for r in rows)
+    assert main(args + ["--out", str(tmp_path / "a"), "--relabel-goals", "0.5"]) == 2
+    assert "--relabel-goals trains the object head" in capsys.readouterr().err
+    assert main(args + ["--out", str(tmp_path / "b"), "--object-loss", "1", "--relabel-goals", "1.5"]) == 2
+    assert "0 (off) <= it < 1, got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -1,0 +1,40 @@
+"""Counterfactual goals for the object head (`vla train --relabel-goals P`).
+
+In a demonstration of "pick up the red cube" the arm heads for the red cube from its first steps,
+so the object head can learn where the goal's cube is from where the arm is going instead of from
+the colour the instruction names. It then fails exactly where that cue is missing or misleading:
+at the first frame (the arm at rest) and wherever a policy's arm heads for another cube, which the
+head then follows (README, Results). A relabelled row keeps the frame and names another goal of
+the same task - another colour, for place goals another ordered pair - so the same pixels and arm
+motion come with an answer that only the words decide. Its object targets are the new goal's
+cubes; its recorded actions belong to the old goal, so it trains the object head only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.tasks import Goal, get_task
+
+
+def other_goals(goal: Goal, colors) -> list[Goal]:
+    """Goals of the same kind as `goal` (pick: a target; place: a target on a base) over `colors`, but it."""
+    colors = sorted(colors)
+    if goal.base is None:
+        candidates = [Goal(color) for color in colors]
+    else:
+        candidates = [Goal(target, base) for target in colors for base in colors if target != base]
+    return [candidate for candidate in candidates if candidate != goal]
+
+
+def counterfactual_goal(task: str, goal: Goal, cubes: dict[str, np.ndarray], rng: np.random.Generator
+                        ) -> tuple[str, np.ndarray] | None:
+    """(an instruction for another goal of `task`, its target and base cube offsets (6,), NaN without a
+    base) from colour -> (3,) cube offsets at one frame; None when the scene allows no other goal."""
+    from sim.object_positions import goal_slots
+
+    goals = other_goals(goal, cubes)
+    if not goals:
+        return None
+    chosen = goals[int(rng.integers(len(goals)))]
+    return get_task(task).instruction(chosen, rng), goal_slots(cubes, chosen)
