@@ -63,6 +63,17 @@ class VlaPredictor:
             scores = scores.masked_fill(torch.tensor([p not in allowed for p in phrases]), float("-inf"))
         return phrases[int(scores.argmax())]
 
+    @property
+    def has_object_head(self) -> bool:
+        return getattr(self.model, "object_head", None) is not None
+
+    def goal_cubes(self, observation: dict, instruction: str, subtask: str = "") -> np.ndarray:
+        """(6,) where the model's object head puts the goal's target and base cube (world xyz minus the
+        gripper's, metres; the base is meaningless on pick goals): what the actions are conditioned on."""
+        batch = self._batch([observation], [instruction], [subtask])
+        with torch.inference_mode():
+            return self.model.goal_cube_offsets(batch.to(self.device))[0].float().cpu().numpy()
+
     def predict_batch(self, observations: list[dict], instructions: list[str], subtasks: list[str],
                       mode: str | None = None) -> np.ndarray:
         """B observations -> (B, K, A)."""

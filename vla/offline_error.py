@@ -4,7 +4,9 @@ Each sampled frame of a validation demo (`/mask/valid`) is given to the controll
 subtask (flat), and its chunk is compared with the demo's next K recorded actions. The same
 frames scored by "keep the current joints" give the baseline the model has to beat, and the same
 frames with the camera images of another validation demo (same step, the cube elsewhere) tell how
-much the chunk depends on what the cameras see. Cheap to
+much the chunk depends on what the cameras see. With an object head (`--object-loss`), the
+head's error on the goal's target cube at each scored demo's first frame, where the arm is at rest
+and only the instruction's words tell which cube is meant (vla/goal_relabel.py). Cheap to
 run, but it does not rank closed-loop success (README, Results): use it to catch a broken model,
 and `vla eval` to compare good ones.
 """
@@ -30,6 +32,7 @@ class OfflineError:
     hold_error_rad: float  # the same for "keep the current joints"
     other_images_error_rad: float | None  # the model given another demo's images (None: one demo only)
     gripper_mismatch: float  # fraction of actions whose open / closed command disagrees
+    first_frame_cube_error_cm: float | None = None  # median object-head target-cube error at the first frames
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,7 +65,27 @@ def offline_error(checkpoint: str | Path, dataset: str | Path, every: int = 6, m
                                                  recorded))
     return OfflineError(str(checkpoint), str(dataset), len(names), len(joint), float(np.mean(joint)),
                         float(np.mean(hold)), float(np.mean(other_images)) if other_images else None,
-                        float(np.mean(gripper)))
+                        float(np.mean(gripper)), _first_frame_cube_error(predictor, info.env_args.get("task"),
+                                                                         episodes))
+
+
+def _first_frame_cube_error(predictor, task: str | None, episodes) -> float | None:
+    """Median distance (cm) between the object head's target cube and the recorded one at each episode's first
+    frame; None without a head or a recorded task."""
+    if not predictor.has_object_head or task is None:
+        return None
+    from sim.object_positions import cube_qpos_addresses, goal_cube_positions
+    from sim.tasks import Goal
+
+    errors = []
+    for episode in episodes:
+        addresses = cube_qpos_addresses(task, episode.model_file)
+        cube = goal_cube_positions(addresses, Goal.from_dict(episode.goal), episode.states[:1])[0, :3]
+        recorded = cube - episode.observations["robot0_eef_pos"][0]
+        frame = {key: value[0] for key, value in episode.observations.items()}
+        predicted = predictor.goal_cubes(frame, episode.instruction)[:3]
+        errors.append(100 * np.linalg.norm(predicted - recorded))
+    return float(np.median(errors))
 
 
 def _joint_error(predicted: np.ndarray, recorded: np.ndarray) -> float:
@@ -73,7 +96,14 @@ def format_offline_error(report: OfflineError) -> str:
     return (f"{report.checkpoint} on {report.demos} validation demos of {report.dataset} ({report.frames} frames): "
             f"joint targets off by {report.joint_error_rad:.4f} rad (keeping the current joints: "
             f"{report.hold_error_rad:.4f} rad{_other_images(report)}), gripper command wrong on "
-            f"{100 * report.gripper_mismatch:.1f}% of actions")
+            f"{100 * report.gripper_mismatch:.1f}% of actions{_first_frames(report)}")
+
+
+def _first_frames(report: OfflineError) -> str:
+    if report.first_frame_cube_error_cm is None:
+        return ""
+    return (f"; the object head's goal cube at the first frames (the arm at rest: only the words say which cube) "
+            f"{report.first_frame_cube_error_cm:.1f} cm off (median)")
 
 
 def _other_images(report: OfflineError) -> str:

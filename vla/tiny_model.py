@@ -290,6 +290,13 @@ class TinyVla(nn.Module):
         hidden = self.lm.model(inputs_embeds=self.prefix_embeddings(planner_batch)).last_hidden_state[:, -1]
         return self.planner_head(hidden)
 
+    def goal_cube_offsets(self, batch: Batch) -> torch.Tensor:
+        """(B, 6) where the object head puts the goal's target and base cube, metres from the gripper."""
+        if self.object_head is None:
+            raise ValueError("this checkpoint has no object head (trained without --object-loss)")
+        hidden = self.lm.model(inputs_embeds=self.prefix_embeddings(batch)).last_hidden_state[:, -1]
+        return self.object_head(hidden) * OBJECT_SCALE
+
     @torch.no_grad()
     def parallel_action_logits(self, batch: Batch) -> torch.Tensor:
         """(B, K*A, n_bins) logits over the action-id slice, one forward pass."""
