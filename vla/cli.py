@@ -126,7 +126,8 @@ def _tiny_config(args):
                                               ("gripper_tokens", args.gripper_tokens or None),
                                               ("object_loss", args.object_loss),
                                               ("object_token", args.object_token),
-                                              ("coordinate_channels", args.coord_conv or None)) if value is not None}
+                                              ("coordinate_channels", args.coord_conv or None),
+                                              ("goal_keypoints", args.goal_keypoints or None)) if value is not None}
     if not chosen:
         return TinyModelConfig()
     if args.backbone != "tiny":
@@ -313,6 +314,10 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--coord-conv", action="store_true",
                    help="tiny backbone: give the image encoder each pixel's x and y as two more input channels, so "
                         "the tokens can say where inside their cell an object is (CoordConv)")
+    p.add_argument("--goal-keypoints", action="store_true",
+                   help="tiny backbone: the instruction's words give, per camera, a query for the cube to pick and "
+                        "one for the cube to put it on; where on the image features each matches best becomes a "
+                        "token (a spatial soft-argmax with a language-given query)")
     p.add_argument("--relabel-goals", type=float, default=0.0, metavar="P",
                    help="with an object head: a share P of the samples of multi-cube tasks (pick-color, place-color, "
                         "stack) names another goal of the task; they train the head to find that goal's cubes and "

@@ -27,6 +27,7 @@ class TinyModelConfig:
     image_grid: int = 4  # image tokens per camera: grid x grid
     keypoints: int = 0  # spatial-softmax keypoints per camera, 8 per extra token (0: none)
     coordinate_channels: bool = False  # CoordConv: x and y as two more input channels of the image encoder
+    goal_keypoints: bool = False  # per camera and goal slot, a spatial soft-argmax whose query the instruction gives
     gripper_tokens: bool = False  # regression decoding: regress the joints, keep the gripper an action token
     max_positions: int = 512
     planner_phrases: tuple[str, ...] = ()  # subtask phrases the planner head chooses from (empty: no planner)

@@ -56,15 +56,19 @@ class ConvImageEncoder(nn.Module):
         self.keypoints = KeypointTokens(prev, keypoints, hidden) if keypoints else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encode(images)[0]
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tokens, the feature map they were pooled from: (B, channels[-1], H/16, W/16))."""
         x = images.float() / 127.5 - 1.0
         if self.coordinates:
             x = torch.cat([x, coordinate_channels(x)], dim=1)
         feature_map = self.stem[:-1](x)
         features = self.stem[-1](feature_map).flatten(2).transpose(1, 2)  # (B, grid^2, C)
         tokens = self.projector(features) + self.position
-        if self.keypoints is None:
-            return tokens
-        return torch.cat([tokens, self.keypoints(feature_map)], dim=1)
+        if self.keypoints is not None:
+            tokens = torch.cat([tokens, self.keypoints(feature_map)], dim=1)
+        return tokens, feature_map
 
 
 def pixel_coordinates(h: int, w: int, device) -> torch.Tensor:
@@ -138,6 +142,7 @@ class TinyVla(nn.Module):
                                          nn.Linear(hidden, 6)) if config.object_loss > 0 else None
         self.object_embedding = nn.Sequential(nn.Linear(6, hidden), nn.GELU(), nn.Linear(hidden, hidden)) \
             if config.object_token else None
+        self.goal_keypoints = _goal_keypoints(config, len(data.cameras))
         self.lm = LlamaForCausalLM(LlamaConfig(
             vocab_size=config.vocab_size, hidden_size=hidden, intermediate_size=config.intermediate_size,
             num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
@@ -147,12 +152,22 @@ class TinyVla(nn.Module):
 
     # -- sequence assembly ---------------------------------------------------------------
     def prefix_embeddings(self, batch: Batch) -> torch.Tensor:
-        """(B, P, hidden): camera tokens, text tokens, state tokens."""
+        """(B, P, hidden): camera tokens [goal keypoint tokens], text tokens, state tokens."""
         b, n_cam = batch.images.shape[:2]
-        cams = self.encoder(batch.images.flatten(0, 1)).unflatten(0, (b, n_cam)) + self.camera_embedding
+        tokens, feature_maps = self.encoder.encode(batch.images.flatten(0, 1))
+        parts = [(tokens.unflatten(0, (b, n_cam)) + self.camera_embedding).flatten(1, 2)]
+        if self.goal_keypoints is not None:
+            parts.append(self._goal_keypoint_tokens(batch, feature_maps.unflatten(0, (b, n_cam))))
         text_ids = batch_text_ids(batch, self.text_tokenizer.prompt_ids, batch.images.device)
-        tokens = torch.cat([text_ids, batch.state_ids], dim=1)
-        return torch.cat([cams.flatten(1, 2), self.lm.get_input_embeddings()(tokens)], dim=1)
+        parts.append(self.lm.get_input_embeddings()(torch.cat([text_ids, batch.state_ids], dim=1)))
+        return torch.cat(parts, dim=1)
+
+    def _goal_keypoint_tokens(self, batch: Batch, feature_maps: torch.Tensor) -> torch.Tensor:
+        """The instruction's words (not the subtask's) pick what each camera's goal keypoints look for."""
+        instruction_only = Batch(batch.images, batch.state_ids, batch.instructions, [""] * batch.size)
+        ids = batch_text_ids(instruction_only, lambda text, _: self.text_tokenizer.encode(text), feature_maps.device)
+        queries = self.goal_keypoints.read(self.lm.get_input_embeddings()(ids), (ids != 0).sum(1))
+        return self.goal_keypoints(feature_maps, queries.to(feature_maps.dtype))
 
     # -- training ------------------------------------------------------------------------
     def loss(self, batch: Batch, mode: str):
@@ -326,6 +341,14 @@ class TinyVla(nn.Module):
 
     def _action_slice(self, logits: torch.Tensor) -> torch.Tensor:
         return logits[..., self.action_tokenizer.first_id:]
+
+
+def _goal_keypoints(config: TinyModelConfig, n_cameras: int):
+    if not config.goal_keypoints:
+        return None
+    from vla.goal_keypoints import GoalKeypoints
+
+    return GoalKeypoints(config.vision_channels[-1], config.hidden_size, n_cameras)
 
 
 def noisy_recorded_offsets(recorded: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:

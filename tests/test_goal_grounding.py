@@ -1,4 +1,5 @@
-"""Counterfactual goals for the object head (`vla train --relabel-goals`)."""
+"""Finding the cube the words name: counterfactual goals (`vla train --relabel-goals`) and goal keypoints
+(`--goal-keypoints`)."""
 
 import csv
 import re
@@ -114,3 +115,76 @@ def test_train_with_relabelled_goals_and_its_refusals(pick_file, tmp_path, capsy
     assert main(args + ["--out", str(tmp_path / "b"), "--object-loss", "1", "--relabel-goals", "1.5"]) == 2
     assert "0 (off) <= it < 1, got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_goal_keypoint_lands_on_the_cell_whose_features_match_its_slots_query():
+    from vla.goal_keypoints import GoalKeypoints
+
+    keypoints = GoalKeypoints(channels=4, hidden=8, n_cameras=1)
+    with torch.no_grad():
+        keypoints.log_temperature.fill_(-3.0)  # sharp
+    maps = torch.zeros(1, 1, 4, 3, 5)
+    maps[0, 0, 1, 0, 4] = 1.0  # "red" features top right
+    maps[0, 0, 2, 2, 0] = 1.0  # "green" bottom left
+    queries = torch.zeros(1, 2, 4)
+    queries[0, 0, 1] = queries[0, 1, 2] = 5.0  # slot 0 looks for red, slot 1 for green
+    weights = keypoints.attend(maps, queries)[0, 0]
+    assert int(weights[0].argmax()) == 4 and int(weights[1].argmax()) == 10  # row-major cells of 3 x 5
+    assert weights[0].max() > 0.9 and weights[1].max() > 0.9
+    swapped = keypoints(maps, queries.flip(1))
+    tokens = keypoints(maps, queries)
+    assert tokens.shape == (1, 2, 8) and not torch.allclose(tokens, swapped)  # the words decide which is which
+
+
+def test_goal_keypoint_tokens_follow_the_instruction_and_not_the_subtask():
+    from vla.batch import Batch
+    from vla.config import TinyModelConfig
+    from vla.text_tokenizer import WordTokenizer
+    from vla.tiny_model import TinyVla
+
+    torch.manual_seed(0)
+    text = WordTokenizer.train(["pick up the red cube", "pick up the green cube", "grasp"])
+    config = TinyModelConfig(text_vocab_size=text.vocab_size, hidden_size=32, num_layers=1, num_heads=2,
+                             intermediate_size=64, vision_channels=(8, 16), image_grid=2, goal_keypoints=True)
+    model = TinyVla(config, DataConfig(image_size=IMAGE, chunk_size=2), text).eval()
+    plain = TinyVla(replace_config(config, goal_keypoints=False), DataConfig(image_size=IMAGE, chunk_size=2), text)
+    images = torch.randint(0, 255, (1, 2, 3, IMAGE, IMAGE), dtype=torch.uint8)
+    state = torch.full((1, 9), model.action_tokenizer.first_id)
+
+    def keypoint_tokens(instruction, subtask=""):
+        batch = Batch(images, state, [instruction], [subtask])
+        _, maps = model.encoder.encode(batch.images.flatten(0, 1))
+        with torch.no_grad():
+            return model._goal_keypoint_tokens(batch, maps.unflatten(0, (1, 2)))
+
+    red = keypoint_tokens("pick up the red cube")
+    assert red.shape == (1, 4, 32)  # two cameras x two slots
+    assert not torch.allclose(red, keypoint_tokens("pick up the green cube"))
+    torch.testing.assert_close(red, keypoint_tokens("pick up the red cube", subtask="grasp"))
+    with torch.no_grad():
+        batch = Batch(images, state, ["pick up the red cube"], [""])
+        assert model.prefix_embeddings(batch).shape[1] == plain.prefix_embeddings(batch).shape[1] + 4
+
+
+def replace_config(config, **changes):
+    from dataclasses import replace
+
+    return replace(config, **changes)
+
+
+def test_train_and_act_with_goal_keypoints(pick_file, tmp_path):
+    from vla.inference import VlaPredictor
+
+    out = tmp_path / "gk"
+    assert main(["train", "--data", pick_file, "--out", str(out), "--image-size", str(IMAGE), "--image-grid", "2",
+                 "--steps", "4", "--batch-size", "8", "--eval-every", "2", "--object-loss", "1", "--goal-keypoints",
+                 "--relabel-goals", "0.5", "--quiet"]) == 0
+    predictor = VlaPredictor.load(out)
+    assert predictor.model.config.goal_keypoints and predictor.model.goal_keypoints is not None
+    with h5py.File(pick_file, "r") as f:
+        obs = {key: f[f"data/demo_0/obs/{key}"][0] for key in
+               ("agentview_image", "robot0_eye_in_hand_image", "robot0_joint_pos", "robot0_gripper_qpos")}
+        instruction = f["data/demo_0"].attrs["instruction"]
+    chunk = predictor.predict(obs, instruction)
+    assert chunk.shape == (predictor.chunk_size, 8) and np.isfinite(chunk).all()
+    assert np.isfinite(predictor.goal_cubes(obs, instruction)).all()

@@ -1,0 +1,52 @@
+"""Goal keypoints: where the cubes the instruction names are, in each camera (`vla train --goal-keypoints`).
+
+The grid tokens average each cell of a camera's feature map, so which colour sits where inside a
+cell - and, with two cubes in one cell, which is which - is mixed before the language model reads a
+word of the instruction; the object head of such a model finds the named cube among three no better
+than chance until the arm's motion gives it away (README, Results). Here the words choose what to look
+for before anything is pooled: a GRU reads the instruction and emits one query per goal slot (the cube
+to pick, the cube to put it on); each query scores every cell of a camera's feature map, and the
+softmax-weighted mean of the cells' coordinates and features - a spatial soft-argmax (Levine et al.
+2016) whose query comes from language instead of being fixed - becomes one token per camera and slot.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vla.tiny_model import pixel_coordinates
+
+GOAL_SLOTS = 2  # the cube to pick, the cube to put it on
+
+
+class GoalKeypoints(nn.Module):
+    def __init__(self, channels: int, hidden: int, n_cameras: int):
+        super().__init__()
+        self.reader = nn.GRU(hidden, hidden, batch_first=True)
+        self.queries = nn.Linear(hidden, GOAL_SLOTS * channels)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.projector = nn.Sequential(nn.Linear(2 + channels, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.position = nn.Parameter(torch.zeros(n_cameras, GOAL_SLOTS, hidden))
+
+    def read(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L, hidden) embedded instruction words, padded after `lengths` (B,) -> (B, slots, channels) queries."""
+        packed = nn.utils.rnn.pack_padded_sequence(words, lengths.clamp(min=1).cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        _, last = self.reader(packed)
+        return self.queries(last[0]).unflatten(1, (GOAL_SLOTS, -1))
+
+    def attend(self, feature_maps: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """(B, cameras, channels, H, W) and (B, slots, channels) -> (B, cameras, slots, H*W) weights over the cells."""
+        scale = feature_maps.shape[2] ** 0.5 * self.log_temperature.exp()
+        logits = torch.einsum("bsc,bnchw->bnshw", queries, feature_maps) / scale
+        return logits.flatten(3).float().softmax(-1)
+
+    def forward(self, feature_maps: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """-> (B, cameras * slots, hidden) tokens: each slot's expected (x, y) in [-1, 1] and mean feature."""
+        weights = self.attend(feature_maps, queries)
+        h, w = feature_maps.shape[-2:]
+        xy = weights @ pixel_coordinates(h, w, feature_maps.device).flatten(1).T  # (B, N, S, 2)
+        features = torch.einsum("bnsp,bncp->bnsc", weights, feature_maps.flatten(3).float())
+        tokens = self.projector(torch.cat([xy, features], -1).to(feature_maps.dtype)) + self.position
+        return tokens.flatten(1, 2)
