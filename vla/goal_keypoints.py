@@ -5,9 +5,10 @@ cell - and, with two cubes in one cell, which is which - is mixed before the lan
 word of the instruction; the object head of such a model finds the named cube among three no better
 than chance until the arm's motion gives it away (README, Results). Here the words choose what to look
 for before anything is pooled: a GRU reads the instruction and emits one query per goal slot (the cube
-to pick, the cube to put it on); each query scores every cell of a camera's feature map, and the
-softmax-weighted mean of the cells' coordinates and features - a spatial soft-argmax (Levine et al.
-2016) whose query comes from language instead of being fixed - becomes one token per camera and slot.
+to pick, the cube to put it on); each query scores every 4x4-pixel patch of a camera's first feature
+map (where colour is still close to the pixels), and the softmax-weighted mean of the patches'
+coordinates and features - a spatial soft-argmax (Levine et al. 2016) whose query comes from
+language instead of being fixed - becomes one token per camera and slot.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 from vla.tiny_model import pixel_coordinates
 
 GOAL_SLOTS = 2  # the cube to pick, the cube to put it on
+INITIAL_LOG_TEMPERATURE = -2.0  # sharper than a plain scaled dot product: a uniform start carries no position
 
 
 class GoalKeypoints(nn.Module):
@@ -25,7 +27,7 @@ class GoalKeypoints(nn.Module):
         super().__init__()
         self.reader = nn.GRU(hidden, hidden, batch_first=True)
         self.queries = nn.Linear(hidden, GOAL_SLOTS * channels)
-        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.log_temperature = nn.Parameter(torch.tensor(INITIAL_LOG_TEMPERATURE))
         self.projector = nn.Sequential(nn.Linear(2 + channels, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.position = nn.Parameter(torch.zeros(n_cameras, GOAL_SLOTS, hidden))
 

@@ -33,6 +33,7 @@ class OfflineError:
     other_images_error_rad: float | None  # the model given another demo's images (None: one demo only)
     gripper_mismatch: float  # fraction of actions whose open / closed command disagrees
     first_frame_cube_error_cm: float | None = None  # median object-head target-cube error at the first frames
+    first_frame_named_cube: float | None = None  # share of first frames where the head is nearest the named cube
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,27 +66,31 @@ def offline_error(checkpoint: str | Path, dataset: str | Path, every: int = 6, m
                                                  recorded))
     return OfflineError(str(checkpoint), str(dataset), len(names), len(joint), float(np.mean(joint)),
                         float(np.mean(hold)), float(np.mean(other_images)) if other_images else None,
-                        float(np.mean(gripper)), _first_frame_cube_error(predictor, info.env_args.get("task"),
+                        float(np.mean(gripper)), *_first_frame_grounding(predictor, info.env_args.get("task"),
                                                                          episodes))
 
 
-def _first_frame_cube_error(predictor, task: str | None, episodes) -> float | None:
-    """Median distance (cm) between the object head's target cube and the recorded one at each episode's first
-    frame; None without a head or a recorded task."""
+def _first_frame_grounding(predictor, task: str | None, episodes) -> tuple[float | None, float | None]:
+    """At each episode's first frame: the median distance (cm) between the object head's target cube and the
+    recorded one, and the share of episodes where the head's point is nearer the named cube than any other;
+    (None, None) without a head or a recorded task."""
     if not predictor.has_object_head or task is None:
-        return None
-    from sim.object_positions import cube_qpos_addresses, goal_cube_positions
+        return None, None
+    from sim.object_positions import cube_positions, cube_qpos_addresses
     from sim.tasks import Goal
 
-    errors = []
+    errors, nearest_named = [], []
     for episode in episodes:
-        addresses = cube_qpos_addresses(task, episode.model_file)
-        cube = goal_cube_positions(addresses, Goal.from_dict(episode.goal), episode.states[:1])[0, :3]
-        recorded = cube - episode.observations["robot0_eef_pos"][0]
+        gripper = episode.observations["robot0_eef_pos"][0]
+        cubes = {color: xyz[0] - gripper for color, xyz in
+                 cube_positions(cube_qpos_addresses(task, episode.model_file), episode.states[:1]).items()}
         frame = {key: value[0] for key, value in episode.observations.items()}
         predicted = predictor.goal_cubes(frame, episode.instruction)[:3]
-        errors.append(100 * np.linalg.norm(predicted - recorded))
-    return float(np.median(errors))
+        distances = {color: 100 * np.linalg.norm(predicted - xyz) for color, xyz in cubes.items()}
+        target = Goal.from_dict(episode.goal).target
+        errors.append(distances[target])
+        nearest_named.append(min(distances, key=distances.get) == target)
+    return float(np.median(errors)), float(np.mean(nearest_named))
 
 
 def _joint_error(predicted: np.ndarray, recorded: np.ndarray) -> float:
@@ -103,7 +108,8 @@ def _first_frames(report: OfflineError) -> str:
     if report.first_frame_cube_error_cm is None:
         return ""
     return (f"; the object head's goal cube at the first frames (the arm at rest: only the words say which cube) "
-            f"{report.first_frame_cube_error_cm:.1f} cm off (median)")
+            f"{report.first_frame_cube_error_cm:.1f} cm off (median), nearest the named cube in "
+            f"{100 * report.first_frame_named_cube:.0f}% of them")
 
 
 def _other_images(report: OfflineError) -> str:

@@ -59,16 +59,17 @@ class ConvImageEncoder(nn.Module):
         return self.encode(images)[0]
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(tokens, the feature map they were pooled from: (B, channels[-1], H/16, W/16))."""
+        """(tokens, the stem's first feature map: (B, channels[0], H/4, W/4), one cell per 4x4 patch)."""
         x = images.float() / 127.5 - 1.0
         if self.coordinates:
             x = torch.cat([x, coordinate_channels(x)], dim=1)
-        feature_map = self.stem[:-1](x)
+        patches = self.stem[:3](x)  # the 4x4 patchify conv, its norm and activation
+        feature_map = self.stem[3:-1](patches)
         features = self.stem[-1](feature_map).flatten(2).transpose(1, 2)  # (B, grid^2, C)
         tokens = self.projector(features) + self.position
         if self.keypoints is not None:
             tokens = torch.cat([tokens, self.keypoints(feature_map)], dim=1)
-        return tokens, feature_map
+        return tokens, patches
 
 
 def pixel_coordinates(h: int, w: int, device) -> torch.Tensor:
@@ -348,7 +349,7 @@ def _goal_keypoints(config: TinyModelConfig, n_cameras: int):
         return None
     from vla.goal_keypoints import GoalKeypoints
 
-    return GoalKeypoints(config.vision_channels[-1], config.hidden_size, n_cameras)
+    return GoalKeypoints(config.vision_channels[0], config.hidden_size, n_cameras)
 
 
 def noisy_recorded_offsets(recorded: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
