@@ -98,7 +98,6 @@ def test_offline_error_scores_the_shipped_checkpoint_against_holding_still(tmp_p
     assert report["other_images_error_rad"] > report["joint_error_rad"]  # ... from what its cameras see
     assert 0.0 <= report["gripper_mismatch"] < 0.5
     assert report["first_frame_cube_error_cm"] < 3.0  # one cube: the head finds it before the arm moves
-    assert report["first_frame_named_cube"] == 1.0
     assert main(["offline-error", "--policy", str(tmp_path), "--data", str(data)]) == 2
     assert "not a checkpoint directory" in capsys.readouterr().err
     assert main(["offline-error", "--policy", "default", "--data", str(data), "--every", "0"]) == 2

@@ -188,3 +188,32 @@ def test_train_and_act_with_goal_keypoints(pick_file, tmp_path):
     chunk = predictor.predict(obs, instruction)
     assert chunk.shape == (predictor.chunk_size, 8) and np.isfinite(chunk).all()
     assert np.isfinite(predictor.goal_cubes(obs, instruction)).all()
+
+
+def test_first_frame_grounding_scores_which_cube_the_head_points_at(pick_file, env_cache):
+    from sim.dataset import read_episode
+    from vla.offline_error import _first_frame_grounding
+
+    episode = read_episode(pick_file, "demo_0")
+    named = episode.goal["target"]
+    other = next(color for color in ("red", "green", "blue") if color != named)
+    env = env_cache("pick-color", IMAGE)
+    env.reset(seed=5)
+    env.set_mujoco_state(episode.states[0])
+    gripper = episode.observations["robot0_eef_pos"][0]
+
+    class PointsAt:  # a head that always names one colour's cube
+        has_object_head = True
+
+        def __init__(self, color):
+            self.offset = env.cube_pose(color)[0] - gripper
+
+        def goal_cubes(self, observation, instruction):
+            return np.concatenate([self.offset, np.zeros(3)])
+
+    error, share = _first_frame_grounding(PointsAt(named), "pick-color", [episode])
+    assert share == 1.0 and error < 1e-6
+    error, share = _first_frame_grounding(PointsAt(other), "pick-color", [episode])
+    gap = 100 * np.linalg.norm(env.cube_pose(other)[0] - env.cube_pose(named)[0])
+    assert share == 0.0 and error == pytest.approx(gap)
+    assert _first_frame_grounding(PointsAt(named), None, [episode]) == (None, None)
