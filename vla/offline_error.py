@@ -73,8 +73,8 @@ def offline_error(checkpoint: str | Path, dataset: str | Path, every: int = 6, m
 def _first_frame_grounding(predictor, task: str | None, episodes) -> tuple[float | None, float | None]:
     """At each episode's first frame: the median distance (cm) between the object head's target cube and the
     recorded one, and the share of episodes where the head's point is nearer the named cube than any other;
-    (None, None) without a head or a recorded task."""
-    if not predictor.has_object_head or task is None:
+    (None, None) without a head, a recorded task or the gripper's recorded position."""
+    if not predictor.has_object_head or task is None or any("robot0_eef_pos" not in e.observations for e in episodes):
         return None, None
     from sim.object_positions import cube_positions, cube_qpos_addresses
     from sim.tasks import Goal
