@@ -26,6 +26,25 @@ def env_cache():
         env.close()
 
 
+@pytest.fixture(scope="session")
+def one_demo_file(tmp_path_factory):
+    """A factory: (task, seed, image size) -> path of a file holding one successful expert demo,
+    collected once per session."""
+    from vla.cli import main
+
+    files = {}
+
+    def get(task: str, seed: int, image_size: int) -> str:
+        if (task, seed, image_size) not in files:
+            out = tmp_path_factory.mktemp("data") / f"{task}.hdf5"
+            assert main(["collect", "--task", task, "--out", str(out), "--image-size", str(image_size),
+                         "--episodes", "1", "--seed", str(seed), "--quiet"]) == 0
+            files[(task, seed, image_size)] = str(out)
+        return files[(task, seed, image_size)]
+
+    return get
+
+
 @pytest.fixture(params=list(TASKS))
 def task_name(request):
     return request.param

@@ -19,11 +19,8 @@ IMAGE = 32
 
 
 @pytest.fixture(scope="module")
-def pick_file(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "pick-color.hdf5"
-    assert main(["collect", "--task", "pick-color", "--out", str(out), "--image-size", str(IMAGE), "--episodes", "1",
-                 "--seed", "5", "--quiet"]) == 0
-    return str(out)
+def pick_file(one_demo_file):
+    return one_demo_file("pick-color", 5, IMAGE)
 
 
 def test_other_goals_are_the_same_kind_of_goal_over_the_scenes_cubes():

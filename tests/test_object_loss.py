@@ -16,11 +16,8 @@ IMAGE = 32
 
 
 @pytest.fixture(scope="module")
-def stack_file(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "stack.hdf5"
-    assert main(["collect", "--task", "stack", "--out", str(out), "--image-size", str(IMAGE), "--episodes", "1",
-                 "--seed", "3", "--quiet"]) == 0
-    return str(out)
+def stack_file(one_demo_file):
+    return one_demo_file("stack", 3, IMAGE)
 
 
 def test_goal_cubes_are_given_where_the_simulator_puts_them_from_the_gripper(stack_file, env_cache):
