@@ -291,12 +291,6 @@ def _add_train_parser(sub) -> None:
                    help="joint targets as recorded, or relative to the joints at the chunk's start")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank for Hugging Face backbones (0: full)")
-    p.add_argument("--image-grid", type=int, metavar="G",
-                   help="tiny backbone: G x G image tokens per camera (default 4; at most image size / 16)")
-    p.add_argument("--keypoints", type=int, metavar="K",
-                   help="tiny backbone: K spatial-softmax keypoints per camera, 8 per extra token (default 0)")
-    p.add_argument("--gripper-tokens", action="store_true",
-                   help="with --decoding regression: regress the joints, keep the gripper command an action token")
     p.add_argument("--subtasks", action="store_true", help="condition on the dataset's subtask phrases "
                    "(for hierarchical policies; a flat policy is trained without)")
     p.add_argument("--skip-idle-frames", action="store_true",
@@ -304,20 +298,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--state-noise", type=float, default=0.0, metavar="S",
                    help="training only: Gaussian noise of std S on the normalized proprio state (range [-1, 1]; "
                         "e.g. 0.1), so the model steers back to the demos' path instead of following its own drift")
-    p.add_argument("--object-loss", type=float, metavar="W",
-                   help="tiny backbone: also predict where the goal's cubes are (privileged sim state, training "
-                        "only) with weight W (e.g. 1; default 0: off), so the image encoder learns to localize them")
-    p.add_argument("--object-token", choices=("predicted", "teacher"),
-                   help="tiny backbone, with --object-loss: feed the head's cube offsets to the actions as one more "
-                        "input token (predict, then act); in training the token carries the head's own prediction, "
-                        "or with teacher the recorded offsets plus 1 cm of noise")
-    p.add_argument("--coord-conv", action="store_true",
-                   help="tiny backbone: give the image encoder each pixel's x and y as two more input channels, so "
-                        "the tokens can say where inside their cell an object is (CoordConv)")
-    p.add_argument("--goal-keypoints", action="store_true",
-                   help="tiny backbone: the instruction's words give, per camera, a query for the cube to pick and "
-                        "one for the cube to put it on; where on the image features each matches best becomes a "
-                        "token (a spatial soft-argmax with a language-given query)")
+    _add_tiny_model_options(p)
     p.add_argument("--relabel-goals", type=float, default=0.0, metavar="P",
                    help="with an object head: a share P of the samples of multi-cube tasks (pick-color, place-color, "
                         "stack) names another goal of the task; they train the head to find that goal's cubes and "
@@ -337,6 +318,30 @@ def _add_train_parser(sub) -> None:
                         "data options, tokenizers and normalization; a fresh optimizer and schedule over --steps")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
+
+
+def _add_tiny_model_options(p) -> None:
+    """The tiny backbone's model options (read back by _tiny_config)."""
+    p.add_argument("--image-grid", type=int, metavar="G",
+                   help="tiny backbone: G x G image tokens per camera (default 4; at most image size / 16)")
+    p.add_argument("--keypoints", type=int, metavar="K",
+                   help="tiny backbone: K spatial-softmax keypoints per camera, 8 per extra token (default 0)")
+    p.add_argument("--gripper-tokens", action="store_true",
+                   help="with --decoding regression: regress the joints, keep the gripper command an action token")
+    p.add_argument("--object-loss", type=float, metavar="W",
+                   help="tiny backbone: also predict where the goal's cubes are (privileged sim state, training "
+                        "only) with weight W (e.g. 1; default 0: off), so the image encoder learns to localize them")
+    p.add_argument("--object-token", choices=("predicted", "teacher"),
+                   help="tiny backbone, with --object-loss: feed the head's cube offsets to the actions as one more "
+                        "input token (predict, then act); in training the token carries the head's own prediction, "
+                        "or with teacher the recorded offsets plus 1 cm of noise")
+    p.add_argument("--coord-conv", action="store_true",
+                   help="tiny backbone: give the image encoder each pixel's x and y as two more input channels, so "
+                        "the tokens can say where inside their cell an object is (CoordConv)")
+    p.add_argument("--goal-keypoints", action="store_true",
+                   help="tiny backbone: the instruction's words give, per camera, a query for the cube to pick and "
+                        "one for the cube to put it on; where on the image features each matches best becomes a "
+                        "token (a spatial soft-argmax with a language-given query)")
 
 
 def _add_bench_parser(sub) -> None:

@@ -165,8 +165,7 @@ class TinyVla(nn.Module):
 
     def _goal_keypoint_tokens(self, batch: Batch, feature_maps: torch.Tensor) -> torch.Tensor:
         """The instruction's words (not the subtask's) pick what each camera's goal keypoints look for."""
-        instruction_only = Batch(batch.images, batch.state_ids, batch.instructions, [""] * batch.size)
-        ids = batch_text_ids(instruction_only, lambda text, _: self.text_tokenizer.encode(text), feature_maps.device)
+        ids = padded_text_ids([self.text_tokenizer.encode(text) for text in batch.instructions], feature_maps.device)
         queries = self.goal_keypoints.read(self.lm.get_input_embeddings()(ids), (ids != 0).sum(1))
         return self.goal_keypoints(feature_maps, queries.to(feature_maps.dtype))
 
@@ -303,15 +302,17 @@ class TinyVla(nn.Module):
         if self.planner_head is None:
             raise ValueError("this checkpoint has no planner (trained without subtask labels)")
         planner_batch = Batch(batch.images, batch.state_ids, batch.instructions, [""] * batch.size)
-        hidden = self.lm.model(inputs_embeds=self.prefix_embeddings(planner_batch)).last_hidden_state[:, -1]
-        return self.planner_head(hidden)
+        return self.planner_head(self._last_prefix_hidden(planner_batch))
 
     def goal_cube_offsets(self, batch: Batch) -> torch.Tensor:
         """(B, 6) where the object head puts the goal's target and base cube, metres from the gripper."""
         if self.object_head is None:
             raise ValueError("this checkpoint has no object head (trained without --object-loss)")
-        hidden = self.lm.model(inputs_embeds=self.prefix_embeddings(batch)).last_hidden_state[:, -1]
-        return self.object_head(hidden) * OBJECT_SCALE
+        return self.object_head(self._last_prefix_hidden(batch)) * OBJECT_SCALE
+
+    def _last_prefix_hidden(self, batch: Batch) -> torch.Tensor:
+        """(B, hidden): the prompt's last token after the decoder, which the planner and object heads read."""
+        return self.lm.model(inputs_embeds=self.prefix_embeddings(batch)).last_hidden_state[:, -1]
 
     @torch.no_grad()
     def parallel_action_logits(self, batch: Batch) -> torch.Tensor:
@@ -372,8 +373,11 @@ def check_image_grid(config: TinyModelConfig, image_size: int) -> None:
 
 def batch_text_ids(batch: Batch, encode, device) -> torch.Tensor:
     """(B, MAX_TEXT) prompt ids, truncated or padded with PAD (0)."""
-    rows = []
-    for instruction, subtask in zip(batch.instructions, batch.subtasks):
-        ids = encode(instruction, subtask)[:MAX_TEXT]
-        rows.append(ids + [0] * (MAX_TEXT - len(ids)))
-    return torch.tensor(rows, dtype=torch.long, device=device)
+    return padded_text_ids([encode(instruction, subtask) for instruction, subtask in
+                            zip(batch.instructions, batch.subtasks)], device)
+
+
+def padded_text_ids(rows: list[list[int]], device) -> torch.Tensor:
+    """(B, MAX_TEXT) ids, each row truncated or padded with PAD (0)."""
+    return torch.tensor([ids[:MAX_TEXT] + [0] * (MAX_TEXT - len(ids[:MAX_TEXT])) for ids in rows],
+                        dtype=torch.long, device=device)
