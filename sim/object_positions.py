@@ -44,12 +44,19 @@ def goal_cube_positions(addresses: dict[str, int], goal: Goal, states: np.ndarra
 
 def goal_slots(cubes: dict[str, np.ndarray], goal: Goal) -> np.ndarray:
     """(..., 6): the goal's target cube, then its base cube (NaN without one), from colour -> (..., 3)."""
-    shape = next(iter(cubes.values())).shape[:-1]
-    out = np.full(shape + (GOAL_CUBE_VALUES,), np.nan)
+    slots = per_goal_slot(cubes, goal)
+    return slots.reshape(slots.shape[:-2] + (GOAL_CUBE_VALUES,))
+
+
+def per_goal_slot(values: dict[str, np.ndarray], goal: Goal) -> np.ndarray:
+    """(..., 2, D): the goal's target cube's values, then its base cube's (NaN without one), from
+    colour -> (..., D) (world positions, offsets, pixel positions in each camera)."""
+    first = next(iter(values.values()))
+    out = np.full(first.shape[:-1] + (2, first.shape[-1]), np.nan)
     for slot, color in enumerate((goal.target, goal.base)):
         if color is None:
             continue
-        if color not in cubes:
-            raise ValueError(f"goal colour {color!r} has no cube in this scene (cubes: {sorted(cubes)})")
-        out[..., 3 * slot:3 * slot + 3] = cubes[color]
+        if color not in values:
+            raise ValueError(f"goal colour {color!r} has no cube in this scene (cubes: {sorted(values)})")
+        out[..., slot, :] = values[color]
     return out

@@ -58,6 +58,8 @@ def test_a_relabelled_sample_names_another_cube_and_is_located_where_the_simulat
         named.add(color)
         env.set_mujoco_state(states[t])
         np.testing.assert_allclose(sample["objects"][:3] * 0.05, env.cube_pose(color)[0] - gripper[t], atol=1e-6)
+        np.testing.assert_allclose(sample["goal_pixels"][:, 0], demo.cube_pixels[color][t], atol=1e-4)
+        assert np.isnan(sample["goal_pixels"][:, 1]).all()
         assert np.isnan(sample["objects"][3:]).all()  # a pick goal has no base cube
         assert sample["subtask"] == "" and sample["plan_target"] == -1 and sample["train_actions"] is False
         np.testing.assert_array_equal(sample["images"], plain["images"])  # same frame, other words
@@ -128,8 +130,9 @@ def test_a_goal_keypoint_lands_on_the_cell_whose_features_match_its_slots_query(
     weights = keypoints.attend(maps, queries)[0, 0]
     assert int(weights[0].argmax()) == 4 and int(weights[1].argmax()) == 10  # row-major cells of 3 x 5
     assert weights[0].max() > 0.9 and weights[1].max() > 0.9
-    swapped = keypoints(maps, queries.flip(1))
-    tokens = keypoints(maps, queries)
+    swapped, _ = keypoints(maps, queries.flip(1))
+    tokens, logits = keypoints(maps, queries)
+    assert logits.shape == (1, 1, 2, 3, 5)
     assert tokens.shape == (1, 2, 8) and not torch.allclose(tokens, swapped)  # the words decide which is which
 
 
@@ -152,7 +155,7 @@ def test_goal_keypoint_tokens_follow_the_instruction_and_not_the_subtask():
         batch = Batch(images, state, [instruction], [subtask])
         _, maps = model.encoder.encode(batch.images.flatten(0, 1))
         with torch.no_grad():
-            return model._goal_keypoint_tokens(batch, maps.unflatten(0, (1, 2)))
+            return model._goal_keypoint_tokens(batch, maps.unflatten(0, (1, 2)))[0]
 
     red = keypoint_tokens("pick up the red cube")
     assert red.shape == (1, 4, 32)  # two cameras x two slots

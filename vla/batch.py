@@ -29,6 +29,8 @@ class Batch:
                  privileged, for the auxiliary loss in training only (None otherwise)
     action_rows: (B,) bool rows whose actions are trained (None: all); the others train only the object
                  head (relabelled goals, vla/goal_relabel.py)
+    goal_pixels: (B, N_cam, 2, 2) float32 pixel x, y of the goal's target and base cube in each image (NaN:
+                 unseen or no base cube); privileged, for the goal keypoints' loss in training only
     """
 
     images: torch.Tensor
@@ -40,12 +42,13 @@ class Batch:
     actions: torch.Tensor | None = None
     objects: torch.Tensor | None = None
     action_rows: torch.Tensor | None = None
+    goal_pixels: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(move(self.images), move(self.state_ids), self.instructions, self.subtasks,
                      move(self.action_ids), move(self.plan_targets), move(self.actions), move(self.objects),
-                     move(self.action_rows))
+                     move(self.action_rows), move(self.goal_pixels))
 
     @property
     def size(self) -> int:

@@ -127,7 +127,8 @@ def _tiny_config(args):
                                               ("object_loss", args.object_loss),
                                               ("object_token", args.object_token),
                                               ("coordinate_channels", args.coord_conv or None),
-                                              ("goal_keypoints", args.goal_keypoints or None)) if value is not None}
+                                              ("goal_keypoints", args.goal_keypoints or None),
+                                              ("goal_keypoint_loss", args.goal_keypoint_loss)) if value is not None}
     if not chosen:
         return TinyModelConfig()
     if args.backbone != "tiny":
@@ -342,6 +343,9 @@ def _add_tiny_model_options(p) -> None:
                    help="tiny backbone: the instruction's words give, per camera, a query for the cube to pick and "
                         "one for the cube to put it on; where on the image features each matches best becomes a "
                         "token (a spatial soft-argmax with a language-given query)")
+    p.add_argument("--goal-keypoint-loss", type=float, metavar="W",
+                   help="with --goal-keypoints: train each keypoint's attention onto the 4x4-pixel patch where "
+                        "the goal's cube is in that image (privileged sim state, training only), weight W (e.g. 1)")
 
 
 def _add_bench_parser(sub) -> None:

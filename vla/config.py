@@ -28,6 +28,7 @@ class TinyModelConfig:
     keypoints: int = 0  # spatial-softmax keypoints per camera, 8 per extra token (0: none)
     coordinate_channels: bool = False  # CoordConv: x and y as two more input channels of the image encoder
     goal_keypoints: bool = False  # per camera and goal slot, a spatial soft-argmax whose query the instruction gives
+    goal_keypoint_loss: float = 0.0  # training: weight of the loss putting them on the goal's cubes in each image
     gripper_tokens: bool = False  # regression decoding: regress the joints, keep the gripper an action token
     max_positions: int = 512
     planner_phrases: tuple[str, ...] = ()  # subtask phrases the planner head chooses from (empty: no planner)
@@ -41,6 +42,10 @@ class TinyModelConfig:
         if self.object_token not in OBJECT_TOKEN_MODES:
             raise ValueError(f"object_token is one of {', '.join(OBJECT_TOKEN_MODES[1:])} (or empty: off), "
                              f"got {self.object_token!r}")
+        if self.goal_keypoint_loss < 0 or (self.goal_keypoint_loss and not self.goal_keypoints):
+            raise ValueError(f"goal_keypoint_loss is a loss weight, >= 0 (0: off), on the goal keypoints; got "
+                             f"{self.goal_keypoint_loss} (goal keypoints: {self.goal_keypoints}): e.g. "
+                             "--goal-keypoints --goal-keypoint-loss 1")
         if self.object_token and self.object_loss <= 0:
             raise ValueError("object_token needs the object head that predicts the offsets: add --object-loss W "
                              "(e.g. 1) to --object-token")

@@ -31,25 +31,28 @@ class Demo:
     cubes: dict[str, np.ndarray] | None = None  # with objects: colour -> (T, 3) every cube minus the gripper
     task: str = ""  # with objects: the task the file was recorded on (its goals and instruction templates)
     goal: Goal | None = None  # with objects: the goal the instruction names
+    cube_pixels: dict[str, np.ndarray] | None = None  # with objects: colour -> (T, N_cam, 2) pixel x, y (NaN: unseen)
+    goal_pixels: np.ndarray | None = None  # with objects: (T, N_cam, 2, 2) the goal's target and base cube's pixels
 
 
 def load_demos(paths: list[str], config: DataConfig, with_objects: bool = False
                ) -> tuple[list[Demo], list[Demo]]:
     """(train, valid) demos of every file, split by each file's /mask (valid: /mask/valid); with
     `with_objects` also where the goal's cubes are from the gripper (privileged, for the auxiliary loss)."""
-    from sim.object_positions import goal_slots
+    from sim.object_positions import goal_slots, per_goal_slot
 
     train, valid = [], []
     for path in paths:
         with _open(path) as f:
             valid_names = {n.decode() if isinstance(n, bytes) else n for n in f["mask/valid"][()]} \
                 if "mask/valid" in f else set()
-            locate = _object_locator(path, f) if with_objects else None
+            locate = _object_locator(path, f, config) if with_objects else None
             for name in f["data"]:
                 demo = _read_demo(path, f["data"][name], config)
                 if locate is not None:
-                    demo.task, demo.goal, demo.cubes = locate(f["data"][name])
+                    demo.task, demo.goal, demo.cubes, demo.cube_pixels = locate(f["data"][name])
                     demo.objects = goal_slots(demo.cubes, demo.goal)
+                    demo.goal_pixels = per_goal_slot(demo.cube_pixels, demo.goal)
                 (valid if name in valid_names else train).append(demo)
     if not train:
         raise ValueError(f"no training demos in {paths}")
@@ -63,27 +66,32 @@ def _open(path: str) -> h5py.File:
         raise ValueError(f"cannot read dataset {path}: {error}; pass files made by `vla collect`") from error
 
 
-def _object_locator(path: str, f: h5py.File):
+def _object_locator(path: str, f: h5py.File, config: DataConfig):
     """A function demo group -> (task, goal, colour -> (T, 3) every cube relative to the gripper, world
-    frame), for the scene this file was recorded in."""
+    frame, colour -> (T, N_cam, 2) its pixel position in each camera), for the scene this file was recorded in."""
     import json
 
+    from sim.camera_projection import CameraProjector
     from sim.object_positions import cube_positions, cube_qpos_addresses
 
     demos = list(f["data"])
     try:
         task = json.loads(f["data"].attrs["env_args"])["task"]
-        addresses = cube_qpos_addresses(task, f["data"][demos[0]].attrs["model_file"]) if demos else {}
+        model_xml = f["data"][demos[0]].attrs["model_file"] if demos else None
+        addresses = cube_qpos_addresses(task, model_xml) if demos else {}
+        projector = CameraProjector(model_xml, config.cameras, config.image_size) if demos else None
     except (KeyError, IndexError, ValueError) as error:
         raise ValueError(f"{path}: cannot tell where the cubes are ({error}); --object-loss needs files "
                          "recorded by `vla collect` (env_args with the task, model_file and states per demo)") from error
 
-    def locate(group: h5py.Group) -> tuple[str, Goal, dict[str, np.ndarray]]:
+    def locate(group: h5py.Group) -> tuple[str, Goal, dict[str, np.ndarray], dict[str, np.ndarray]]:
         try:
             goal = Goal.from_dict(json.loads(group.attrs["goal"]))
             gripper = group["obs/robot0_eef_pos"][()]
-            cubes = {color: xyz - gripper for color, xyz in cube_positions(addresses, group["states"][()]).items()}
-            return task, goal, cubes
+            states = group["states"][()]
+            world = cube_positions(addresses, states)
+            cubes = {color: xyz - gripper for color, xyz in world.items()}
+            return task, goal, cubes, projector.pixels(states, world)
         except (KeyError, ValueError) as error:
             raise ValueError(f"{path}:{group.name}: cannot tell where the goal's cubes are ({error}); --object-loss "
                              "needs its goal, states and obs/robot0_eef_pos as `vla collect` writes them") from error
@@ -186,22 +194,26 @@ class ChunkDataset(torch.utils.data.Dataset):
         }
         if demo.objects is not None:
             sample["objects"] = (demo.objects[t] / OBJECT_SCALE).astype(np.float32)
+            sample["goal_pixels"] = demo.goal_pixels[t].astype(np.float32)
         if rng is not None and relabel_goals > 0 and demo.cubes is not None and rng.random() < relabel_goals:
             sample = _relabelled(sample, demo, t, rng)
         return sample
 
 
 def _relabelled(sample: dict, demo: Demo, t: int, rng: np.random.Generator) -> dict:
-    """The sample with another goal of its task: the new instruction and cube offsets, no subtask, no
-    planner target, and its actions marked as not to be trained (they belong to the recorded goal)."""
+    """The sample with another goal of its task: the new instruction, cube offsets and pixels, no subtask,
+    no planner target, and its actions marked as not to be trained (they belong to the recorded goal)."""
+    from sim.object_positions import goal_slots, per_goal_slot
     from vla.goal_relabel import counterfactual_goal
 
-    other = counterfactual_goal(demo.task, demo.goal, {color: xyz[t] for color, xyz in demo.cubes.items()}, rng)
+    other = counterfactual_goal(demo.task, demo.goal, demo.cubes, rng)
     if other is None:
         return sample
-    instruction, offsets = other
+    instruction, goal = other
+    offsets = goal_slots({color: xyz[t] for color, xyz in demo.cubes.items()}, goal)
+    pixels = per_goal_slot({color: xy[t] for color, xy in demo.cube_pixels.items()}, goal)
     return {**sample, "instruction": instruction, "objects": (offsets / OBJECT_SCALE).astype(np.float32),
-            "subtask": "", "plan_target": -1, "train_actions": False}
+            "goal_pixels": pixels.astype(np.float32), "subtask": "", "plan_target": -1, "train_actions": False}
 
 
 def collate(samples: list[dict]) -> Batch:
@@ -214,6 +226,8 @@ def collate(samples: list[dict]) -> Batch:
         plan_targets=torch.tensor([s.get("plan_target", -1) for s in samples], dtype=torch.long),
         actions=torch.from_numpy(np.stack([s["actions"] for s in samples])),
         objects=torch.from_numpy(np.stack([s["objects"] for s in samples])) if "objects" in samples[0] else None,
+        goal_pixels=torch.from_numpy(np.stack([s["goal_pixels"] for s in samples])) if "goal_pixels" in samples[0]
+        else None,
         action_rows=_action_rows(samples),
     )
 
@@ -231,11 +245,21 @@ def drop_subtasks(batch: Batch, rate: float, generator: np.random.Generator) -> 
     return batch
 
 
-def random_shift(images: torch.Tensor, pad: int = 6) -> torch.Tensor:
-    """(B, N, 3, H, W) uint8 -> same shape, each image shifted by up to `pad` pixels (edge padding)."""
+def random_shift(images: torch.Tensor, pad: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N, 3, H, W) uint8 -> (same shape, each image shifted by up to `pad` pixels (edge padding);
+    (B, N, 2) how far its content moved, x and y in pixels)."""
     b, n, c, h, w = images.shape
     flat = images.reshape(b * n, c, h, w).float()
     padded = torch.nn.functional.pad(flat, (pad, pad, pad, pad), mode="replicate")
     dx, dy = torch.randint(0, 2 * pad + 1, (2, b * n))
     out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b * n)])
-    return out.to(images.dtype).reshape(b, n, c, h, w)
+    moved = torch.stack([pad - dx, pad - dy], dim=1).float().reshape(b, n, 2)
+    return out.to(images.dtype).reshape(b, n, c, h, w), moved
+
+
+def shift_pixels(pixels: torch.Tensor, moved: torch.Tensor, image_size: int) -> torch.Tensor:
+    """(B, N, slots, 2) pixel positions after `random_shift` moved each image's content by (B, N, 2);
+    NaN where a point left the image."""
+    shifted = pixels + moved[:, :, None]
+    outside = ((shifted < 0) | (shifted >= image_size)).any(-1, keepdim=True)
+    return shifted.masked_fill(outside, float("nan"))

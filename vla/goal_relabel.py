@@ -27,14 +27,11 @@ def other_goals(goal: Goal, colors) -> list[Goal]:
     return [candidate for candidate in candidates if candidate != goal]
 
 
-def counterfactual_goal(task: str, goal: Goal, cubes: dict[str, np.ndarray], rng: np.random.Generator
-                        ) -> tuple[str, np.ndarray] | None:
-    """(an instruction for another goal of `task`, its target and base cube offsets (6,), NaN without a
-    base) from colour -> (3,) cube offsets at one frame; None when the scene allows no other goal."""
-    from sim.object_positions import goal_slots
-
-    goals = other_goals(goal, cubes)
+def counterfactual_goal(task: str, goal: Goal, colors, rng: np.random.Generator) -> tuple[str, Goal] | None:
+    """(an instruction for another goal of `task` over the scene's cube `colors`, that goal); None when
+    the scene allows no other goal."""
+    goals = other_goals(goal, colors)
     if not goals:
         return None
     chosen = goals[int(rng.integers(len(goals)))]
-    return get_task(task).instruction(chosen, rng), goal_slots(cubes, chosen)
+    return get_task(task).instruction(chosen, rng), chosen

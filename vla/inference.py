@@ -67,6 +67,21 @@ class VlaPredictor:
     def has_object_head(self) -> bool:
         return getattr(self.model, "object_head", None) is not None
 
+    @property
+    def has_goal_keypoints(self) -> bool:
+        return getattr(self.model, "goal_keypoints", None) is not None
+
+    def goal_keypoints(self, observation: dict, instruction: str) -> np.ndarray:
+        """(cameras, 2 slots, 2) pixel x, y of the patch each camera's goal keypoints weigh most (target
+        cube, then base cube), in the config's image size."""
+        from vla.goal_keypoints import cell_centres
+
+        batch = self._batch([observation], [instruction], [""])
+        with torch.inference_mode():
+            logits = self.model.goal_keypoint_logits(batch.to(self.device))[0].float().cpu()
+        h, w = logits.shape[-2:]
+        return cell_centres(h, w, self.config.data.image_size)[logits.flatten(2).argmax(-1)].numpy()
+
     def goal_cubes(self, observation: dict, instruction: str, subtask: str = "") -> np.ndarray:
         """(6,) where the model's object head puts the goal's target and base cube (world xyz minus the
         gripper's, metres; the base is meaningless on pick goals): what the actions are conditioned on."""

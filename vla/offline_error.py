@@ -6,7 +6,8 @@ frames scored by "keep the current joints" give the baseline the model has to be
 frames with the camera images of another validation demo (same step, the cube elsewhere) tell how
 much the chunk depends on what the cameras see. With an object head (`--object-loss`), the
 head's error on the goal's target cube at each scored demo's first frame, where the arm is at rest
-and only the instruction's words tell which cube is meant (vla/goal_relabel.py). Cheap to
+and only the instruction's words tell which cube is meant (vla/goal_relabel.py); with goal keypoints
+(`--goal-keypoints`), the same for the patch their attention weighs most in each camera. Cheap to
 run, but it does not rank closed-loop success (README, Results): use it to catch a broken model,
 and `vla eval` to compare good ones.
 """
@@ -34,6 +35,8 @@ class OfflineError:
     gripper_mismatch: float  # fraction of actions whose open / closed command disagrees
     first_frame_cube_error_cm: float | None = None  # median object-head target-cube error at the first frames
     first_frame_named_cube: float | None = None  # share of first frames where the head is nearest the named cube
+    first_frame_keypoint_error_px: float | None = None  # median goal-keypoint distance to the named cube's pixel
+    first_frame_keypoint_named_cube: float | None = None  # share of (first frame, camera) where it is the nearest
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +70,8 @@ def offline_error(checkpoint: str | Path, dataset: str | Path, every: int = 6, m
     return OfflineError(str(checkpoint), str(dataset), len(names), len(joint), float(np.mean(joint)),
                         float(np.mean(hold)), float(np.mean(other_images)) if other_images else None,
                         float(np.mean(gripper)), *_first_frame_grounding(predictor, info.env_args.get("task"),
-                                                                         episodes))
+                                                                         episodes),
+                        *_first_frame_keypoints(predictor, info.env_args.get("task"), episodes))
 
 
 def _first_frame_grounding(predictor, task: str | None, episodes) -> tuple[float | None, float | None]:
@@ -93,6 +97,36 @@ def _first_frame_grounding(predictor, task: str | None, episodes) -> tuple[float
     return float(np.median(errors)), float(np.mean(nearest_named))
 
 
+def _first_frame_keypoints(predictor, task: str | None, episodes) -> tuple[float | None, float | None]:
+    """At each episode's first frame, in each camera that sees the named cube: the median pixel distance
+    from the target slot's likeliest patch to the named cube, and the share of (episode, camera) pairs
+    where that patch is nearer the named cube than any other seen cube; (None, None) without goal keypoints."""
+    if not getattr(predictor, "has_goal_keypoints", False) or task is None:
+        return None, None
+    from sim.camera_projection import CameraProjector
+    from sim.object_positions import cube_positions, cube_qpos_addresses
+    from sim.tasks import Goal
+
+    data = predictor.config.data
+    errors, nearest_named = [], []
+    for episode in episodes:
+        world = cube_positions(cube_qpos_addresses(task, episode.model_file), episode.states[:1])
+        pixels = CameraProjector(episode.model_file, data.cameras, data.image_size).pixels(episode.states[:1], world)
+        frame = {key: value[0] for key, value in episode.observations.items()}
+        looks = predictor.goal_keypoints(frame, episode.instruction)[:, 0]  # (cameras, 2): the target slot
+        target = Goal.from_dict(episode.goal).target
+        for camera, point in enumerate(looks):
+            seen = {color: xy[0, camera] for color, xy in pixels.items() if np.isfinite(xy[0, camera]).all()}
+            if target not in seen:
+                continue
+            distances = {color: float(np.linalg.norm(point - xy)) for color, xy in seen.items()}
+            errors.append(distances[target])
+            nearest_named.append(min(distances, key=distances.get) == target)
+    if not errors:
+        return None, None
+    return float(np.median(errors)), float(np.mean(nearest_named))
+
+
 def _joint_error(predicted: np.ndarray, recorded: np.ndarray) -> float:
     return float(np.abs(predicted[:, :-1] - recorded[:, :-1]).mean())
 
@@ -101,7 +135,8 @@ def format_offline_error(report: OfflineError) -> str:
     return (f"{report.checkpoint} on {report.demos} validation demos of {report.dataset} ({report.frames} frames): "
             f"joint targets off by {report.joint_error_rad:.4f} rad (keeping the current joints: "
             f"{report.hold_error_rad:.4f} rad{_other_images(report)}), gripper command wrong on "
-            f"{100 * report.gripper_mismatch:.1f}% of actions{_first_frames(report)}")
+            f"{100 * report.gripper_mismatch:.1f}% of actions{_first_frames(report)}"
+            f"{_first_frame_keypoints_text(report)}")
 
 
 def _first_frames(report: OfflineError) -> str:
@@ -110,6 +145,14 @@ def _first_frames(report: OfflineError) -> str:
     return (f"; the object head's goal cube at the first frames (the arm at rest: only the words say which cube) "
             f"{report.first_frame_cube_error_cm:.1f} cm off (median), nearest the named cube in "
             f"{100 * report.first_frame_named_cube:.0f}% of them")
+
+
+def _first_frame_keypoints_text(report: OfflineError) -> str:
+    if report.first_frame_keypoint_error_px is None:
+        return ""
+    return (f"; the goal keypoints' likeliest patch {report.first_frame_keypoint_error_px:.1f} px from the named "
+            f"cube (median), nearest it in {100 * report.first_frame_keypoint_named_cube:.0f}% of the cameras "
+            "that see it")
 
 
 def _other_images(report: OfflineError) -> str:

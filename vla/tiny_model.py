@@ -154,16 +154,28 @@ class TinyVla(nn.Module):
     # -- sequence assembly ---------------------------------------------------------------
     def prefix_embeddings(self, batch: Batch) -> torch.Tensor:
         """(B, P, hidden): camera tokens [goal keypoint tokens], text tokens, state tokens."""
+        return self._prefix(batch)[0]
+
+    def _prefix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the prefix embeddings, the goal keypoints' attention logits or None without goal keypoints)."""
         b, n_cam = batch.images.shape[:2]
         tokens, feature_maps = self.encoder.encode(batch.images.flatten(0, 1))
         parts = [(tokens.unflatten(0, (b, n_cam)) + self.camera_embedding).flatten(1, 2)]
+        keypoint_logits = None
         if self.goal_keypoints is not None:
-            parts.append(self._goal_keypoint_tokens(batch, feature_maps.unflatten(0, (b, n_cam))))
+            keypoint_tokens, keypoint_logits = self._goal_keypoint_tokens(batch, feature_maps.unflatten(0, (b, n_cam)))
+            parts.append(keypoint_tokens)
         text_ids = batch_text_ids(batch, self.text_tokenizer.prompt_ids, batch.images.device)
         parts.append(self.lm.get_input_embeddings()(torch.cat([text_ids, batch.state_ids], dim=1)))
-        return torch.cat(parts, dim=1)
+        return torch.cat(parts, dim=1), keypoint_logits
 
-    def _goal_keypoint_tokens(self, batch: Batch, feature_maps: torch.Tensor) -> torch.Tensor:
+    def goal_keypoint_logits(self, batch: Batch) -> torch.Tensor:
+        """(B, cameras, slots, H, W): where each camera's goal keypoints look (before the softmax)."""
+        if self.goal_keypoints is None:
+            raise ValueError("this checkpoint has no goal keypoints (trained without --goal-keypoints)")
+        return self._prefix(batch)[1]
+
+    def _goal_keypoint_tokens(self, batch: Batch, feature_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The instruction's words (not the subtask's) pick what each camera's goal keypoints look for."""
         ids = padded_text_ids([self.text_tokenizer.encode(text) for text in batch.instructions], feature_maps.device)
         queries = self.goal_keypoints.read(self.lm.get_input_embeddings()(ids), (ids != 0).sum(1))
@@ -172,7 +184,7 @@ class TinyVla(nn.Module):
     # -- training ------------------------------------------------------------------------
     def loss(self, batch: Batch, mode: str):
         """Action-token loss (L1 for regression); plus the planner's loss on rows prompted without a subtask."""
-        prefix = self.prefix_embeddings(batch)
+        prefix, keypoint_logits = self._prefix(batch)
         n_actions = self.chunk_size * self.action_dim
         if mode == "autoregressive":
             tail = self.lm.get_input_embeddings()(batch.action_ids.flatten(1)[:, :-1])
@@ -189,6 +201,12 @@ class TinyVla(nn.Module):
             object_loss, object_metrics = self._object_loss(hidden[:, prefix.shape[1] - 1], batch.objects)
             loss = loss + self.config.object_loss * object_loss
             metrics.update(object_metrics)
+        if self.config.goal_keypoint_loss and batch.goal_pixels is not None:
+            from vla.goal_keypoints import keypoint_loss
+
+            point_loss, point_metrics = keypoint_loss(keypoint_logits, batch.goal_pixels, self.data.image_size)
+            loss = loss + self.config.goal_keypoint_loss * point_loss
+            metrics.update(point_metrics)
         return loss, metrics
 
     def _hidden_states(self, prefix: torch.Tensor, tail: torch.Tensor,

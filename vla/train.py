@@ -19,7 +19,7 @@ import torch
 
 from vla.checkpoint import build_model, load_checkpoint, load_training_state, save_checkpoint
 from vla.config import VlaConfig
-from vla.data import ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, random_shift
+from vla.data import ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, random_shift, shift_pixels
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,9 @@ def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, 
         batch = drop_subtasks(batch, dataset.config.subtask_dropout, generator)
     torch.manual_seed(int(generator.integers(2**31)))  # the shifts and the model's own noise: per step too
     if augment and cfg.image_shift:
-        batch.images = random_shift(batch.images, cfg.image_shift)
+        batch.images, moved = random_shift(batch.images, cfg.image_shift)
+        if batch.goal_pixels is not None:
+            batch.goal_pixels = shift_pixels(batch.goal_pixels, moved, dataset.config.image_size)
     return batch
 
 
@@ -115,7 +117,7 @@ def validate(model, dataset: ChunkDataset, cfg: TrainConfig, mode: str, runtime:
         batch = sample_batch(dataset, cfg, step=i, rank=10**6, augment=False)
         with runtime.autocast():
             _, metrics = model(batch.to(runtime.device), mode)
-        for key in ("loss", "accuracy", "plan_accuracy", "object_error_cm"):
+        for key in ("loss", "accuracy", "plan_accuracy", "object_error_cm", "keypoint_error_px"):
             if key in metrics:
                 totals[key] = totals.get(key, 0.0) + metrics[key] / cfg.eval_batches
     return totals
@@ -133,7 +135,7 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, i
     elif init is not None:
         model, config, stats = load_checkpoint(init)
     _check_relabel_goals(relabel_goals, config)
-    with_objects = config.backbone == "tiny" and config.tiny.object_loss > 0
+    with_objects = config.backbone == "tiny" and (config.tiny.object_loss > 0 or config.tiny.goal_keypoint_loss > 0)
     train_demos, valid_demos = load_demos(data_paths, config.data, with_objects)
     if stats is None:
         stats = compute_norm_stats(train_demos, config.data)
