@@ -38,7 +38,8 @@ class Demo:
 def load_demos(paths: list[str], config: DataConfig, with_objects: bool = False
                ) -> tuple[list[Demo], list[Demo]]:
     """(train, valid) demos of every file, split by each file's /mask (valid: /mask/valid); with
-    `with_objects` also where the goal's cubes are from the gripper (privileged, for the auxiliary loss)."""
+    `with_objects` also where the goal's cubes are from the gripper and in each camera image (privileged,
+    for the auxiliary losses)."""
     from sim.object_positions import goal_slots, per_goal_slot
 
     train, valid = [], []
@@ -81,8 +82,8 @@ def _object_locator(path: str, f: h5py.File, config: DataConfig):
         addresses = cube_qpos_addresses(task, model_xml) if demos else {}
         projector = CameraProjector(model_xml, config.cameras, config.image_size) if demos else None
     except (KeyError, IndexError, ValueError) as error:
-        raise ValueError(f"{path}: cannot tell where the cubes are ({error}); --object-loss needs files "
-                         "recorded by `vla collect` (env_args with the task, model_file and states per demo)") from error
+        raise ValueError(f"{path}: cannot tell where the cubes are ({error}); --object-loss and "
+                         "--goal-keypoint-loss need files recorded by `vla collect` (env_args with the task, model_file and states per demo)") from error
 
     def locate(group: h5py.Group) -> tuple[str, Goal, dict[str, np.ndarray], dict[str, np.ndarray]]:
         try:
@@ -94,7 +95,7 @@ def _object_locator(path: str, f: h5py.File, config: DataConfig):
             return task, goal, cubes, projector.pixels(states, world)
         except (KeyError, ValueError) as error:
             raise ValueError(f"{path}:{group.name}: cannot tell where the goal's cubes are ({error}); --object-loss "
-                             "needs its goal, states and obs/robot0_eef_pos as `vla collect` writes them") from error
+                             "and --goal-keypoint-loss need its goal, states and obs/robot0_eef_pos as `vla collect` writes them") from error
 
     return locate
 
