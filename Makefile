@@ -32,7 +32,9 @@ test: $(STAMP)
 # 2. the base model: the tiny VLA with its planner head; --coord-conv and --object-loss 1 give the
 #    image encoder pixel coordinates and a training-only side task, where the goal's cubes are
 #    from the gripper; --object-token teacher feeds those offsets to the actions as one more input
-#    token (README, The model). 6000 steps: about four passes over the 51k demo frames;
+#    token; --goal-keypoints --goal-keypoint-loss 1 let the instruction's words pick, in each camera,
+#    the patch where the named cube is, supervised with where the simulator projects it (README, The
+#    model). 6000 steps: about four passes over the 51k demo frames;
 # 3. one DAgger round: the base model drives (as `vla eval --ensemble` runs it) and the corrective
 #    expert labels every state it visits (vla collect --learner), then the base model is fine-tuned
 #    on the demonstrations and those rollouts together (vla train --init).
@@ -56,7 +58,8 @@ data/fixed-yaw/%.hdf5: | $(STAMP)
 runs/base/model.safetensors: $(DEFAULT_DATA)
 	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/base --subtasks --action-mode absolute --steps $(BASE_STEPS) \
 		--batch-size 32 --chunk-size 8 --save-every 500 --eval-every 250 \
-		--snapshot-every 500 --ema-decay 0.998 --coord-conv --object-loss 1 --object-token teacher
+		--snapshot-every 500 --ema-decay 0.998 --coord-conv --object-loss 1 --object-token teacher \
+		--goal-keypoints --goal-keypoint-loss 1
 
 data/dagger/%.hdf5: runs/base/model.safetensors
 	@mkdir -p data/dagger

@@ -102,3 +102,20 @@ def test_offline_error_scores_the_shipped_checkpoint_against_holding_still(tmp_p
     assert "not a checkpoint directory" in capsys.readouterr().err
     assert main(["offline-error", "--policy", "default", "--data", str(data), "--every", "0"]) == 2
     assert "--every" in capsys.readouterr().err
+
+
+def test_the_default_finds_the_named_cube_before_the_arm_moves(tmp_path):
+    """Pick-color at the first frame: the arm at rest, only the words tell which of three cubes is meant
+    (seeds of the evaluation range, never trained on)."""
+    from sim.dataset import read_episode
+    from vla.offline_error import _first_frame_grounding, _first_frame_keypoints
+
+    data = tmp_path / "pick-color.hdf5"
+    assert main(["collect", "--task", "pick-color", "--episodes", "4", "--seed", "100000", "--out", str(data),
+                 "--quiet"]) == 0
+    episodes = [read_episode(data, name) for name in open_dataset(data).demo_names]
+    predictor = VlaPredictor.load(DEFAULT_CHECKPOINT)
+    error_cm, named = _first_frame_grounding(predictor, "pick-color", episodes)
+    assert named == 1.0 and error_cm < 3.0
+    error_px, named_by_keypoints = _first_frame_keypoints(predictor, "pick-color", episodes)
+    assert named_by_keypoints >= 0.75 and error_px < 6.0

@@ -135,11 +135,11 @@ def format_offline_error(report: OfflineError) -> str:
     return (f"{report.checkpoint} on {report.demos} validation demos of {report.dataset} ({report.frames} frames): "
             f"joint targets off by {report.joint_error_rad:.4f} rad (keeping the current joints: "
             f"{report.hold_error_rad:.4f} rad{_other_images(report)}), gripper command wrong on "
-            f"{100 * report.gripper_mismatch:.1f}% of actions{_first_frames(report)}"
+            f"{100 * report.gripper_mismatch:.1f}% of actions{_first_frame_head_text(report)}"
             f"{_first_frame_keypoints_text(report)}")
 
 
-def _first_frames(report: OfflineError) -> str:
+def _first_frame_head_text(report: OfflineError) -> str:
     if report.first_frame_cube_error_cm is None:
         return ""
     return (f"; the object head's goal cube at the first frames (the arm at rest: only the words say which cube) "
