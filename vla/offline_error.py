@@ -135,24 +135,21 @@ def format_offline_error(report: OfflineError) -> str:
     return (f"{report.checkpoint} on {report.demos} validation demos of {report.dataset} ({report.frames} frames): "
             f"joint targets off by {report.joint_error_rad:.4f} rad (keeping the current joints: "
             f"{report.hold_error_rad:.4f} rad{_other_images(report)}), gripper command wrong on "
-            f"{100 * report.gripper_mismatch:.1f}% of actions{_first_frame_head_text(report)}"
-            f"{_first_frame_keypoints_text(report)}")
+            f"{100 * report.gripper_mismatch:.1f}% of actions{_first_frames(report)}")
 
 
-def _first_frame_head_text(report: OfflineError) -> str:
-    if report.first_frame_cube_error_cm is None:
-        return ""
-    return (f"; the object head's goal cube at the first frames (the arm at rest: only the words say which cube) "
-            f"{report.first_frame_cube_error_cm:.1f} cm off (median), nearest the named cube in "
-            f"{100 * report.first_frame_named_cube:.0f}% of them")
-
-
-def _first_frame_keypoints_text(report: OfflineError) -> str:
-    if report.first_frame_keypoint_error_px is None:
-        return ""
-    return (f"; the goal keypoints' likeliest patch {report.first_frame_keypoint_error_px:.1f} px from the named "
-            f"cube (median), nearest it in {100 * report.first_frame_keypoint_named_cube:.0f}% of the cameras "
-            "that see it")
+def _first_frames(report: OfflineError) -> str:
+    """What the object head and the goal keypoints (where the checkpoint has them) make of the first frames."""
+    parts = []
+    if report.first_frame_cube_error_cm is not None:
+        parts.append(f"the object head's goal cube at the first frames (the arm at rest: only the words say which "
+                     f"cube) {report.first_frame_cube_error_cm:.1f} cm off (median), nearest the named cube in "
+                     f"{100 * report.first_frame_named_cube:.0f}% of them")
+    if report.first_frame_keypoint_error_px is not None:
+        parts.append(f"the goal keypoints' likeliest patch {report.first_frame_keypoint_error_px:.1f} px from the "
+                     f"named cube (median), nearest it in {100 * report.first_frame_keypoint_named_cube:.0f}% of "
+                     "the cameras that see it")
+    return "".join(f"; {part}" for part in parts)
 
 
 def _other_images(report: OfflineError) -> str:
