@@ -37,11 +37,6 @@ def cube_positions(addresses: dict[str, int], states: np.ndarray) -> dict[str, n
     return {color: states[:, address:address + 3] for color, address in addresses.items()}
 
 
-def goal_cube_positions(addresses: dict[str, int], goal: Goal, states: np.ndarray) -> np.ndarray:
-    """(T, 6) world xyz of the goal's target cube and of its base cube (NaN without one) at each state."""
-    return goal_slots(cube_positions(addresses, states), goal)
-
-
 def goal_slots(cubes: dict[str, np.ndarray], goal: Goal) -> np.ndarray:
     """(..., 6): the goal's target cube, then its base cube (NaN without one), from colour -> (..., 3)."""
     slots = per_goal_slot(cubes, goal)

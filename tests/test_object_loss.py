@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sim.object_positions import goal_cube_positions
+from sim.object_positions import cube_positions, goal_slots
 from sim.tasks import Goal
 from vla.cli import main
 from vla.config import DataConfig
@@ -36,11 +36,11 @@ def test_goal_cubes_are_given_where_the_simulator_puts_them_from_the_gripper(sta
 
 def test_a_goal_without_a_base_cube_leaves_its_slot_unknown():
     states = np.arange(40.0).reshape(2, 20)
-    positions = goal_cube_positions({"red": 4, "blue": 10}, Goal("blue"), states)
+    positions = goal_slots(cube_positions({"red": 4, "blue": 10}, states), Goal("blue"))
     np.testing.assert_array_equal(positions[:, :3], states[:, 10:13])
     assert np.isnan(positions[:, 3:]).all()
     with pytest.raises(ValueError, match="'green' has no cube"):
-        goal_cube_positions({"red": 4}, Goal("red", "green"), states)
+        goal_slots(cube_positions({"red": 4}, states), Goal("red", "green"))
 
 
 def test_object_loss_trains_a_head_that_localizes_and_the_coordconv_object_token_policy_acts(stack_file, tmp_path):
