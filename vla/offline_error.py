@@ -101,7 +101,7 @@ def _first_frame_keypoints(predictor, task: str | None, episodes) -> tuple[float
     """At each episode's first frame, in each camera that sees the named cube: the median pixel distance
     from the target slot's likeliest patch to the named cube, and the share of (episode, camera) pairs
     where that patch is nearer the named cube than any other seen cube; (None, None) without goal keypoints."""
-    if not getattr(predictor, "has_goal_keypoints", False) or task is None:
+    if not predictor.has_goal_keypoints or task is None:
         return None, None
     from sim.camera_projection import CameraProjector
     from sim.object_positions import cube_positions, cube_qpos_addresses
