@@ -1,9 +1,10 @@
 """A small request batcher: concurrent calls arriving within `wait_s` share one batched call.
 
-The first caller of a batch is its leader: it waits up to `wait_s` (or until `max_batch`
-callers joined), takes the batch, runs `run_batch(items) -> results` (one result per item,
-same order) and hands each caller its own result or the batch's exception. Batched calls
-are serialised: one runs at a time.
+The first caller of a batch is its leader: once no batched call is running, it waits up to
+`wait_s` (or until `max_batch` callers joined), takes the batch, runs `run_batch(items) ->
+results` (one result per item, same order) and hands each caller its own result or the batch's
+exception. Batched calls are serialised: one runs at a time, and the callers that arrive while
+it runs form the next batch (so under load batches grow even with wait_s = 0).
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ class Batcher:
         return slot.result
 
     def _lead(self) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: len(self._pending) >= self.max_batch, timeout=self.wait_s)
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-            if self._pending:  # the overflow needs its own leader
-                threading.Thread(target=self._lead, daemon=True).start()
-        with self._run_lock:
-            self._run(batch)
+        with self._run_lock:  # the batch is taken once the previous one is done: callers that arrive meanwhile join it
+            with self._cond:
+                self._cond.wait_for(lambda: len(self._pending) >= self.max_batch, timeout=self.wait_s)
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+                if self._pending:  # the overflow needs its own leader
+                    threading.Thread(target=self._lead, daemon=True).start()
+            if batch:  # empty when another leader already took this caller's item
+                self._run(batch)
 
     def _run(self, batch: list[_Slot]) -> None:
         self.batch_sizes.append(len(batch))

@@ -1,6 +1,7 @@
 """Pieces of the gRPC layer without a server: codec, sessions and leases, the batcher."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -144,6 +145,31 @@ def test_batcher_splits_overflow_and_keeps_results_in_order():
         t.join(5)
     assert results == {i: i * 10 for i in range(5)}
     assert sum(calls) == 5 and max(calls) <= 2
+
+
+def test_batcher_callers_arriving_during_a_batch_form_the_next_one():
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def run_batch(items):
+        calls.append(list(items))
+        started.set()
+        release.wait(5)
+        return items
+
+    batcher = Batcher(run_batch, max_batch=8, wait_s=0.0)
+    first = threading.Thread(target=batcher.submit, args=(0,))
+    first.start()
+    assert started.wait(5)
+    later = [threading.Thread(target=batcher.submit, args=(i,)) for i in (1, 2, 3)]
+    for t in later:
+        t.start()
+    deadline = time.monotonic() + 5.0
+    while len(batcher._pending) < 3 and time.monotonic() < deadline:  # all three queue behind the running batch
+        time.sleep(0.001)
+    release.set()
+    for t in [first, *later]:
+        t.join(5)
+    assert calls[0] == [0] and sorted(calls[1]) == [1, 2, 3] and len(calls) == 2
 
 
 def test_batcher_hands_the_error_to_every_caller():

@@ -64,7 +64,7 @@ def latency_ms(call, repeats: int, warmup: int = 3) -> dict:
 def naive_generate(predictor: VlaPredictor, obs: dict):
     """What a first integration does: model.generate over the full vocabulary, default settings."""
     model = predictor.model
-    batch = predictor._batch([obs], [INSTRUCTION], [""]).to(predictor.device)
+    batch = predictor._one(obs, INSTRUCTION)
     with torch.inference_mode():
         prefix = model.prefix_embeddings(batch)
         return model.lm.generate(inputs_embeds=prefix, max_new_tokens=model.chunk_size * model.action_dim,

@@ -22,6 +22,8 @@ def _serve_spec(args):
 
 
 def cmd_serve(args) -> int:
+    from dataclasses import replace
+
     from policies.server import per_session_copies, serve, wait_for_stop_signal
     from robots.transport import TlsConfig, read_token_file
     from sim.policy_loader import make_policy
@@ -33,13 +35,15 @@ def cmd_serve(args) -> int:
         raise ValueError("a grpc:// policy is already served; serve the checkpoint itself")
     if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
         raise ValueError("--tls-cert and --tls-key go together (and --tls-client-ca needs them)")
+    if args.batch_wait_ms < 0:
+        raise ValueError(f"--batch-wait-ms must be >= 0, got {args.batch_wait_ms}")
     spec = _serve_spec(args)
     token = read_token_file(args.token_file) if args.token_file else None
     tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
-    options = policy_options(args)
+    options = replace(policy_options(args), max_batch=args.max_concurrent, batch_wait_ms=args.batch_wait_ms)
     factory = per_session_copies(lambda: make_policy(args.policy, None, options))
     handle = serve(factory, spec, args.host, args.port, token=token, tls=tls, max_concurrent=args.max_concurrent,
-                   model_name=args.policy)
+                   batch_wait_ms=args.batch_wait_ms, model_name=args.policy)
     print(f"vla.v1.PolicyService: {args.policy} for {spec.name} on {args.host}:{handle.port} "
           f"({'mutual TLS' if args.tls_client_ca else 'TLS' if tls else 'plaintext'}, "
           f"{'token required' if token else 'no token'}); loading the policy ...", flush=True)
@@ -119,7 +123,10 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
     p.add_argument("--robot", help="robot spec for hold (default panda); checkpoints bring their own")
     p.add_argument("--image-size", type=int, default=128, help="hold: camera image size clients must send")
-    p.add_argument("--max-concurrent", type=int, default=4, help="inferences at once; more get RESOURCE_EXHAUSTED")
+    p.add_argument("--max-concurrent", type=int, default=4,
+                   help="inferences at once, batched into one forward pass; more get RESOURCE_EXHAUSTED")
+    p.add_argument("--batch-wait-ms", type=float, default=2.0,
+                   help="how long a request waits for other robots' requests to share its forward pass")
     add_policy_options(p)
     p.set_defaults(func=cmd_serve)
 

@@ -3,6 +3,9 @@
     predictor = VlaPredictor.load("checkpoints/default")
     chunk = predictor.predict(observation, instruction, subtask="")   # (K, A) float32
 CUDA with bf16 autocast when available, else CPU (float32).
+
+A predictor shared by several threads (a policy server's sessions, each with its own policy state)
+can answer their concurrent predict() calls with one batched forward pass: `batch_concurrent_calls`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robots.batching import Batcher
 from vla.action_space import to_robot
 from vla.batch import READOUTS, Batch, check_decoding
 from vla.checkpoint import load_checkpoint
@@ -26,6 +30,7 @@ class VlaPredictor:
         self.tokenizer = model.action_tokenizer
         self.bf16 = self.device.type == "cuda"  # bf16 autocast on GPUs; set False for float32
         self.readout = "argmax"  # or "mean": each action's expected value under the parallel head
+        self._batcher: Batcher | None = None
 
     @staticmethod
     def load(directory: str | Path, robot: str | None = None, device: str | None = None) -> "VlaPredictor":
@@ -38,7 +43,28 @@ class VlaPredictor:
 
     def predict(self, observation: dict, instruction: str, subtask: str = "", mode: str | None = None) -> np.ndarray:
         """One observation -> (K, A) actions in robot units (joint targets in rad, gripper in [0, 1])."""
-        return self.predict_batch([observation], [instruction], [subtask], mode)[0]
+        prepared = self._prepare(observation)  # a bad observation fails here, never a batch shared with others
+        if self._batcher is not None and mode is None:
+            return self._batcher.submit((prepared, instruction, subtask))
+        return self._predict_prepared([prepared], [instruction], [subtask], mode)[0]
+
+    def batch_concurrent_calls(self, max_batch: int, wait_s: float = 0.002) -> None:
+        """From now on, predict() calls made at the same time from several threads are answered by one
+        forward pass over up to `max_batch` observations (robots.batching.Batcher: the first caller waits
+        up to `wait_s` for others, and calls arriving while a pass runs join the next). Each caller still
+        gets its own chunk. max_batch 1 turns batching off."""
+        if max_batch < 1 or wait_s < 0:
+            raise ValueError(f"max_batch must be >= 1 and wait_s >= 0, got {max_batch} and {wait_s}")
+        self._batcher = Batcher(self._predict_items, max_batch, wait_s) if max_batch > 1 else None
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """The size of every batched forward pass so far (empty while batching is off)."""
+        return self._batcher.batch_sizes if self._batcher is not None else []
+
+    def _predict_items(self, items: list[tuple]) -> np.ndarray:
+        prepared, instructions, subtasks = zip(*items)
+        return self._predict_prepared(list(prepared), list(instructions), list(subtasks))
 
     @property
     def has_planner(self) -> bool:
@@ -52,9 +78,8 @@ class VlaPredictor:
         """The subtask phrase the planner picks for this observation and goal; with `allowed`, the likeliest
         of those phrases."""
         phrases = self.planner_phrases
-        batch = self._batch([observation], [instruction], [""])
         with torch.inference_mode():
-            scores = self.model.subtask_logits(batch.to(self.device))[0].float().cpu()
+            scores = self.model.subtask_logits(self._one(observation, instruction))[0].float().cpu()
         if allowed is not None:
             unknown = set(allowed) - set(phrases)
             if unknown or not allowed:
@@ -76,31 +101,33 @@ class VlaPredictor:
         cube, then base cube), in the config's image size."""
         from vla.goal_keypoints import cell_centres
 
-        batch = self._batch([observation], [instruction], [""])
         with torch.inference_mode():
-            logits = self.model.goal_keypoint_logits(batch.to(self.device))[0].float().cpu()
+            logits = self.model.goal_keypoint_logits(self._one(observation, instruction))[0].float().cpu()
         h, w = logits.shape[-2:]
         return cell_centres(h, w, self.config.data.image_size)[logits.flatten(2).argmax(-1)].numpy()
 
     def goal_cubes(self, observation: dict, instruction: str, subtask: str = "") -> np.ndarray:
         """(6,) where the model's object head puts the goal's target and base cube (world xyz minus the
         gripper's, metres; the base is meaningless on pick goals): what the actions are conditioned on."""
-        batch = self._batch([observation], [instruction], [subtask])
         with torch.inference_mode():
-            return self.model.goal_cube_offsets(batch.to(self.device))[0].float().cpu().numpy()
+            return self.model.goal_cube_offsets(self._one(observation, instruction, subtask))[0].float().cpu().numpy()
 
     def predict_batch(self, observations: list[dict], instructions: list[str], subtasks: list[str],
                       mode: str | None = None) -> np.ndarray:
         """B observations -> (B, K, A)."""
+        return self._predict_prepared([self._prepare(obs) for obs in observations], instructions, subtasks, mode)
+
+    def _predict_prepared(self, prepared: list[tuple[np.ndarray, np.ndarray]], instructions: list[str],
+                          subtasks: list[str], mode: str | None = None) -> np.ndarray:
         mode = mode or self.config.decoding
         check_decoding(mode, self.config.decoding)
         check_readout(self.readout, mode)
-        states = np.stack([self._state(obs) for obs in observations])
-        batch = self._batch(observations, instructions, subtasks, states).to(self.device)
+        batch = self._batch(prepared, instructions, subtasks).to(self.device)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=self.bf16):
             normalized = self._normalized_actions(batch, mode)
         actions = self.stats.action.unnormalize(normalized)
+        states = np.stack([state for _, state in prepared])
         return to_robot(actions, states, self.config.data.action_mode).astype(np.float32)
 
     def _normalized_actions(self, batch: Batch, mode: str) -> np.ndarray:
@@ -115,15 +142,20 @@ class VlaPredictor:
         probs = self.model.parallel_action_logits(batch).float().softmax(-1).cpu().numpy()
         return self.tokenizer.mean_of(probs).reshape(batch.size, self.chunk_size, -1)
 
-    def _batch(self, observations, instructions, subtasks, states=None) -> Batch:
-        data = self.config.data
-        subtasks = subtasks if data.use_subtasks else [""] * len(observations)
-        images = np.stack([self._images(obs) for obs in observations])
-        if states is None:
-            states = np.stack([self._state(obs) for obs in observations])
+    def _prepare(self, obs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(images (N_cam, 3, H, W) uint8, proprio state) of one observation, checked against the checkpoint."""
+        return self._images(obs), self._state(obs)
+
+    def _batch(self, prepared: list[tuple[np.ndarray, np.ndarray]], instructions, subtasks) -> Batch:
+        subtasks = subtasks if self.config.data.use_subtasks else [""] * len(prepared)
+        images = np.stack([images for images, _ in prepared])
+        states = np.stack([state for _, state in prepared])
         return Batch(images=torch.from_numpy(images),
                      state_ids=torch.from_numpy(self.tokenizer.encode(self.stats.state.normalize(states))),
                      instructions=list(instructions), subtasks=list(subtasks))
+
+    def _one(self, observation: dict, instruction: str, subtask: str = "") -> Batch:
+        return self._batch([self._prepare(observation)], [instruction], [subtask]).to(self.device)
 
     def _images(self, obs: dict) -> np.ndarray:
         """(N_cam, 3, H, W) uint8 from the observation's "<camera>_image" entries."""
