@@ -106,8 +106,8 @@ class ComparatorClient:
 
     def act(self) -> np.ndarray:
         actions = self.client.act(self.observation)
-        if actions.shape != CHUNK_SHAPE:
-            raise RuntimeError(f"expected a {CHUNK_SHAPE} chunk, got {actions.shape}")
+        if actions.ndim != 2 or actions.shape[1] != CHUNK_SHAPE[1]:
+            raise RuntimeError(f"expected a (K, {CHUNK_SHAPE[1]}) chunk, got {actions.shape}")
         return actions
 
     def close(self) -> None:

@@ -32,58 +32,86 @@ from collections.abc import Callable
 import numpy as np
 
 from policies.bench_clients import ComparatorClient, GrpcStreamClient, GrpcUnaryClient, InProcessClient
-from policies.bench_serve_report import build_report, machine_info
-from policies.bench_setup import (COMPARATORS, CONCURRENCY, SERVERS, WARMUP_REQUESTS, NullPolicy, bench_spec,
+from policies.bench_serve_report import build_policy_report, build_report, machine_info
+from policies.bench_setup import (BATCH_WAIT_MS, COMPARATORS, CONCURRENCY, POLICY_SERVERS, SERVERS,
+                                  WARMUP_REQUESTS, NullPolicy, bench_spec, check_checkpoint_takes_the_payload,
                                   comparator_observation, floor_messages, grpc_messages, make_payload)
 
 START_TIMEOUT_S = 120.0
 
 
 # -- server processes ----------------------------------------------------------------------
-def _server_process(kind: str, conn) -> None:
-    """Child process: serve the null policy with `kind`, report ("ready", port, info), serve until told
-    to stop, shut down cleanly, report ("stopped",)."""
+def policy_factory(policy: str | None, batched: bool) -> Callable[[], object]:
+    """What a benchmark server serves: the null policy, or a checkpoint (`default` or a directory) run flat,
+    each session (connection) with its own copy that shares the weights; `batched`: concurrent sessions'
+    predictions share one forward pass (what `vla serve` does), up to the highest concurrency level."""
+    if policy is None:
+        return NullPolicy
+    from policies.server import per_session_copies
+    from sim.policy_loader import PolicyOptions, make_policy
+
+    options = PolicyOptions(flat=True, max_batch=max(CONCURRENCY) if batched else 0, batch_wait_ms=BATCH_WAIT_MS)
+    return per_session_copies(lambda: make_policy(policy, None, options))
+
+
+def _serve_until_stopped(kind: str, policy: str | None, conn) -> dict:
+    """Serve with `kind` until told to stop; returns what the server saw (gRPC: the forward passes' batch sizes)."""
+    def ready(info: dict) -> None:
+        conn.send(("ready", info.pop("port"), info))
+
+    if kind == "grpc":
+        from policies.server import serve
+
+        handle = serve(policy_factory(policy, batched=True), bench_spec(), "127.0.0.1", 0,
+                       max_concurrent=max(CONCURRENCY), batch_wait_ms=BATCH_WAIT_MS, lease_ms=600_000,
+                       model_name=policy or "null")
+        handle.wait_ready(START_TIMEOUT_S)
+        ready({"port": handle.port})
+        conn.recv()
+        handle.stop(grace=1.0)
+        predictor = getattr(handle.servicer.prototype, "predictor", None)
+        return {"batch_sizes": batch_size_counts(getattr(predictor, "batch_sizes", []))}
+    from policies import bench_comparators as comparators
+
+    if kind == "grpc_floor":
+        request, reply = floor_messages()
+        comparators.run_bare_grpc_server(request, reply, max(CONCURRENCY) + 8, ready, conn.recv)
+        return {}
+    run = comparators.run_websocket_server if kind == "websocket" else comparators.run_fastapi_server
+    sock = comparators.bound_socket()
+    port = sock.getsockname()[1]
+    run(policy_factory(policy, batched=False), sock, lambda info: ready({**info, "port": port}), conn.recv)
+    return {}
+
+
+def _server_process(kind: str, policy: str | None, conn) -> None:
+    """Child process: serve `policy` (None: the null policy) with `kind`, report ("ready", port, info), serve
+    until told to stop, shut down cleanly, report ("stopped", info)."""
     try:
-        if kind == "grpc":
-            from policies.server import serve
-
-            handle = serve(NullPolicy, bench_spec(), "127.0.0.1", 0, max_concurrent=max(CONCURRENCY),
-                           lease_ms=600_000, model_name="null")
-            handle.wait_ready(START_TIMEOUT_S)
-            conn.send(("ready", handle.port, {}))
-            conn.recv()
-            handle.stop(grace=1.0)
-        elif kind == "grpc_floor":
-            from policies import bench_comparators as comparators
-
-            request, reply = floor_messages()
-            comparators.run_bare_grpc_server(request, reply, max(CONCURRENCY) + 8,
-                                             lambda info: conn.send(("ready", info["port"], info)), conn.recv)
-        else:
-            from policies import bench_comparators as comparators
-
-            run = comparators.run_websocket_server if kind == "websocket" else comparators.run_fastapi_server
-            sock = comparators.bound_socket()
-            port = sock.getsockname()[1]
-            run(NullPolicy, sock, lambda info: conn.send(("ready", port, info)), conn.recv)
-        conn.send(("stopped",))
+        conn.send(("stopped", _serve_until_stopped(kind, policy, conn)))
     except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises
         conn.send(("error", f"{type(error).__name__}: {error}"))
         raise
 
 
+def batch_size_counts(sizes: list[int]) -> dict[str, int]:
+    """{batch size: forward passes of that size}."""
+    return {str(size): sizes.count(size) for size in sorted(set(sizes))}
+
+
 class ServerProcess:
     """A benchmark server in its own (spawned) process; a context manager that stops it."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, policy: str | None = None):
         self.kind = kind
         context = multiprocessing.get_context("spawn")
         self.conn, child_conn = context.Pipe()
-        self.process = context.Process(target=_server_process, args=(kind, child_conn), name=f"bench-{kind}",
-                                       daemon=True)
+        self.process = context.Process(target=_server_process, args=(kind, policy, child_conn),
+                                       name=f"bench-{kind}", daemon=True)
         self.process.start()
         child_conn.close()
         self.stopped_cleanly = False
+        self.final_info: dict = {}
         self.port, self.info = self._expect("ready", START_TIMEOUT_S)[1:]
 
     def _expect(self, what: str, timeout: float):
@@ -102,7 +130,8 @@ class ServerProcess:
         if self.process.is_alive():
             try:
                 self.conn.send("stop")
-                said_stopped = self._expect("stopped", 15.0)[0] == "stopped"
+                said, self.final_info = self._expect("stopped", 15.0)
+                said_stopped = said == "stopped"
             except (RuntimeError, OSError, EOFError):
                 pass
         self.process.join(10.0)
@@ -135,8 +164,20 @@ def time_latency(client, seconds: float, warmup: int = WARMUP_REQUESTS, min_requ
             return times
 
 
-def time_throughput(make_client: Callable[[], object], clients: int, seconds: float) -> dict:
-    """`clients` threads, each with its own client, sending back to back for `seconds`."""
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used (Linux /proc; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_throughput(make_client: Callable[[], object], clients: int, seconds: float,
+                    server_pid: int | None = None) -> dict:
+    """`clients` threads, each with its own client, sending back to back for `seconds`. With server_pid, also
+    the CPU time per request inside the window: of this process (the clients) and of the server's."""
     built = [make_client() for _ in range(clients)]
     counts, errors = [0] * clients, []
     barrier = threading.Barrier(clients + 1)
@@ -165,6 +206,7 @@ def time_throughput(make_client: Callable[[], object], clients: int, seconds: fl
         # every client is connected and warm before the window opens
         while barrier.n_waiting < clients and not errors and any(t.is_alive() for t in threads):
             time.sleep(0.001)
+        cpu_before = (time.process_time(), server_cpu_s(server_pid) if server_pid else float("nan"))
         started = time.perf_counter()
         window["deadline"] = started + seconds
         if not errors:
@@ -175,6 +217,7 @@ def time_throughput(make_client: Callable[[], object], clients: int, seconds: fl
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
+        cpu_after = (time.process_time(), server_cpu_s(server_pid) if server_pid else float("nan"))
     finally:
         for client in built:
             client.close()
@@ -182,7 +225,9 @@ def time_throughput(make_client: Callable[[], object], clients: int, seconds: fl
         error = next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
         raise RuntimeError(f"a benchmark client failed: {type(error).__name__}: {error}") from error
     total = sum(counts)
-    return {"requests": total, "seconds": elapsed, "requests_per_s": total / elapsed}
+    client_us, server_us = (1e6 * (after - before) / max(total, 1) for before, after in zip(cpu_before, cpu_after))
+    return {"requests": total, "seconds": elapsed, "requests_per_s": total / elapsed,
+            "client_cpu_us_per_request": client_us, "server_cpu_us_per_request": server_us}
 
 
 def _check_arguments(seconds: float, repeats: int, concurrency: tuple[int, ...]) -> None:
@@ -238,13 +283,13 @@ def _measure_latency(latency_makers: dict, seconds: float, samples: dict, repeat
         repeat_p50[name].append(float(np.percentile(times, 50)))
 
 
-def _measure_throughput(makers: dict, concurrency: tuple[int, ...], seconds: float, rates: dict,
+def _measure_throughput(makers: dict, servers: dict, concurrency: tuple[int, ...], seconds: float, rates: dict,
                         say: Callable[[str], None], label: str) -> None:
-    """One repeat of every throughput figure; appends to `rates`."""
+    """One repeat of every throughput figure (each server in `makers`); appends to `rates`."""
     for clients in concurrency:
-        for kind in SERVERS:
+        for kind, make in makers.items():
             say(f"{label}: throughput {kind}, {clients} client(s)")
-            rates[kind][clients].append(time_throughput(makers[kind], clients, seconds)["requests_per_s"])
+            rates[kind][clients].append(time_throughput(make, clients, seconds, servers[kind].process.pid))
 
 
 def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, ...] = CONCURRENCY,
@@ -262,7 +307,7 @@ def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, 
     latency_samples: dict[str, list[float]] = {name: [] for name in ("in_process", "grpc_unary", "grpc_stream",
                                                                      *COMPARATORS, "grpc_floor")}
     latency_repeat_p50: dict[str, list[float]] = {name: [] for name in latency_samples}
-    rates: dict[str, dict[int, list[float]]] = {kind: {n: [] for n in concurrency} for kind in SERVERS}
+    rates: dict[str, dict[int, list[dict]]] = {kind: {n: [] for n in concurrency} for kind in SERVERS}
 
     say("starting the servers (spawned processes) ...")
     servers: dict[str, ServerProcess] = {}
@@ -274,7 +319,7 @@ def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, 
         for repeat in range(repeats):
             label = f"repeat {repeat + 1}/{repeats}"
             _measure_latency(latency_makers, seconds, latency_samples, latency_repeat_p50, say, label)
-            _measure_throughput(makers, concurrency, seconds, rates, say, label)
+            _measure_throughput(makers, servers, concurrency, seconds, rates, say, label)
     finally:
         for server in servers.values():
             server.stop()
@@ -285,3 +330,37 @@ def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, 
     report["machine"]["load_average_at_end"] = list(os.getloadavg())
     return report
 
+
+
+def bench_serve_policy(policy: str, seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, ...] = CONCURRENCY,
+                       progress: Callable[[str], None] | None = None) -> dict:
+    """Throughput of serving a checkpoint (`vla bench serve --policy P`): the same payload and clients as the
+    null benchmark, the checkpoint run flat behind gRPC (sessions' predictions batched, as `vla serve` does) and
+    behind both comparators (one request at a time per connection, as their public servers run a model)."""
+    from sim.policy_loader import checkpoint_dir
+
+    _check_arguments(seconds, repeats, concurrency)
+    check_checkpoint_takes_the_payload(checkpoint_dir(policy))
+    say = progress or (lambda message: None)
+    report = {"benchmark": "serve-policy", "machine": machine_info()}
+    wall_started = time.perf_counter()
+    spec, payload = bench_spec(), make_payload()
+    observation = comparator_observation(payload)
+    rates: dict[str, dict[int, list[dict]]] = {kind: {n: [] for n in concurrency} for kind in POLICY_SERVERS}
+    say(f"starting the servers with {policy} (spawned processes) ...")
+    servers: dict[str, ServerProcess] = {}
+    try:
+        for kind in POLICY_SERVERS:
+            servers[kind] = ServerProcess(kind, policy)
+        ports = {kind: server.port for kind, server in servers.items()}
+        makers = {kind: _client_makers(ports, spec, payload, observation)[0][kind] for kind in POLICY_SERVERS}
+        for repeat in range(repeats):
+            _measure_throughput(makers, servers, concurrency, seconds, rates, say, f"repeat {repeat + 1}/{repeats}")
+    finally:
+        for server in servers.values():
+            server.stop()
+    report.update(build_policy_report(policy, rates, servers, seconds=seconds, repeats=repeats,
+                                      concurrency=concurrency))
+    report["wall_s"] = time.perf_counter() - wall_started
+    report["machine"]["load_average_at_end"] = list(os.getloadavg())
+    return report

@@ -9,8 +9,8 @@ from importlib import metadata
 
 import numpy as np
 
-from policies.bench_setup import (CAMERAS, CHUNK_SHAPE, COMPARATORS, CONCURRENCY, IMAGE_SIZE, LABELS,
-                                  TARGET_OVERHEAD_MS, TARGET_THROUGHPUT_RATIO, WARMUP_REQUESTS)
+from policies.bench_setup import (BATCH_WAIT_MS, CAMERAS, CHUNK_SHAPE, COMPARATORS, CONCURRENCY, IMAGE_SIZE,
+                                  LABELS, TARGET_OVERHEAD_MS, TARGET_THROUGHPUT_RATIO, WARMUP_REQUESTS)
 
 
 def _percentiles(times: list[float]) -> dict:
@@ -39,16 +39,35 @@ def machine_info() -> dict:
             "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg()), "packages": versions}
 
 
+def summarize_throughput(rates: dict) -> dict:
+    """{server: {clients: median requests/s over the repeats, each repeat's, and the median CPU time per request
+    of the client process and of the server process}} from time_throughput's results."""
+    def summary(results: list[dict]) -> dict:
+        return {"requests_per_s": float(np.median([r["requests_per_s"] for r in results])),
+                "per_repeat": [r["requests_per_s"] for r in results],
+                "client_cpu_us_per_request": float(np.median([r["client_cpu_us_per_request"] for r in results])),
+                "server_cpu_us_per_request": float(np.median([r["server_cpu_us_per_request"] for r in results]))}
+
+    return {kind: {str(n): summary(results) for n, results in per_n.items()} for kind, per_n in rates.items()}
+
+
+def throughput_ratios(throughput: dict, comparators: tuple[str, ...]) -> dict:
+    """{comparator: {clients: gRPC requests/s over the comparator's}}."""
+    grpc = throughput["grpc"]
+    return {kind: {n: grpc[n]["requests_per_s"] / throughput[kind][n]["requests_per_s"] for n in grpc}
+            for kind in comparators}
+
+
 def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, request_bytes: dict,
                  servers: dict, *, seconds: float, repeats: int, concurrency: tuple[int, ...]) -> dict:
     """The report sections (config, grpc, comparators, ratios, targets) from the raw measurements."""
     latency = {name: {**_percentiles(times), "p50_per_repeat_ms": latency_repeat_p50[name]}
                for name, times in latency_samples.items()}
-    throughput = {kind: {str(n): {"requests_per_s": float(np.median(values)), "per_repeat": values}
-                         for n, values in per_n.items()} for kind, per_n in rates.items()}
+    throughput = summarize_throughput(rates)
     overhead = latency["grpc_unary"]["p50_ms"] - latency["in_process"]["p50_ms"]
     grpc_rps = {n: throughput["grpc"][n]["requests_per_s"] for n in throughput["grpc"]}
     ratios, comparators_report = {}, {}
+    throughput_ratio = throughput_ratios(throughput, COMPARATORS)
     for kind in COMPARATORS:
         comparators_report[kind] = {
             "description": LABELS[kind], "latency": latency[kind], "throughput": throughput[kind],
@@ -56,8 +75,7 @@ def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, r
         ratios[kind] = {
             "latency_p50_grpc_over_comparator": latency["grpc_unary"]["p50_ms"] / latency[kind]["p50_ms"],
             "latency_p99_grpc_over_comparator": latency["grpc_unary"]["p99_ms"] / latency[kind]["p99_ms"],
-            "throughput_grpc_over_comparator": {n: grpc_rps[n] / throughput[kind][n]["requests_per_s"]
-                                                for n in grpc_rps},
+            "throughput_grpc_over_comparator": throughput_ratio[kind],
         }
     worst_ratio = min(min(r["throughput_grpc_over_comparator"].values()) for r in ratios.values())
     return {
@@ -86,6 +104,62 @@ def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, r
                                                  "note": "the smallest gRPC/comparator ratio over both "
                                                          "comparators and every concurrency level"}},
     }
+
+
+def _cpu_table(throughput: dict, levels: list[str]) -> list[str]:
+    """Lines: CPU microseconds per request, clients' process / server's process, per server and client count."""
+    header = "".join(f"{n + (' client' if n == '1' else ' clients'):>12}" for n in levels)
+    lines = [f"{'CPU us per request, clients / server':<42}{header}"]
+    for kind, per_n in throughput.items():
+        lines.append(f"{LABELS[kind]:<42}" + "".join(
+            f"{per_n[n]['client_cpu_us_per_request']:>6.0f}/{per_n[n]['server_cpu_us_per_request']:<5.0f}"
+            for n in levels))
+    return lines
+
+
+def build_policy_report(policy: str, rates: dict, servers: dict, *, seconds: float, repeats: int,
+                        concurrency: tuple[int, ...]) -> dict:
+    """The report of `vla bench serve --policy P`: throughput per server, gRPC's ratios, its batch sizes."""
+    throughput = summarize_throughput(rates)
+    ratios = throughput_ratios(throughput, COMPARATORS)
+    worst_ratio = min(min(per_n.values()) for per_n in ratios.values())
+    return {
+        "config": {"seconds": seconds, "repeats": repeats, "concurrency": list(concurrency),
+                   "warmup_requests": WARMUP_REQUESTS, "policy": f"{policy}, flat, each client its own session",
+                   "payload": {"cameras": list(CAMERAS), "image": [IMAGE_SIZE, IMAGE_SIZE, 3]},
+                   "grpc_batching": {"max_batch": max(CONCURRENCY), "wait_ms": BATCH_WAIT_MS},
+                   "comparators": "one request at a time per connection, no batching (as their public servers)",
+                   "servers_stopped_cleanly": {kind: server.stopped_cleanly for kind, server in servers.items()}},
+        "throughput": throughput,
+        "throughput_grpc_over_comparator": ratios,
+        "grpc_batch_sizes": servers["grpc"].final_info.get("batch_sizes", {}),
+        "targets": {"grpc_throughput_over_comparators": {
+            "value": worst_ratio, "target_min": TARGET_THROUGHPUT_RATIO, "met": worst_ratio >= TARGET_THROUGHPUT_RATIO,
+            "note": "the smallest gRPC/comparator ratio over both comparators and every concurrency level"}},
+    }
+
+
+def format_serve_policy(report: dict) -> str:
+    """The report of `vla bench serve --policy P` as text tables."""
+    config, machine, throughput = report["config"], report["machine"], report["throughput"]
+    levels = [str(n) for n in config["concurrency"]]
+    header = "".join(f"{n + (' client' if n == '1' else ' clients'):>12}" for n in levels)
+    lines = [f"vla bench serve --policy: {config['policy']}; payload 2 x {IMAGE_SIZE}x{IMAGE_SIZE} RGB + 7 joints + "
+             f"gripper; {config['seconds']:g} s x {config['repeats']} repeat(s) per figure",
+             f"machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs, load average "
+             f"{machine['load_average_at_start'][0]:.2f} at start, {machine['load_average_at_end'][0]:.2f} at end",
+             "", f"{'throughput, chunks/s':<42}{header}"]
+    for kind, per_n in throughput.items():
+        label = LABELS[kind] + (" batched" if kind == "grpc" else "")
+        lines.append(f"{label:<42}" + "".join(f"{per_n[n]['requests_per_s']:>12.1f}" for n in levels))
+    for kind, per_n in report["throughput_grpc_over_comparator"].items():
+        lines.append(f"{'gRPC / ' + kind:<42}" + "".join(f"{per_n[n]:>12.2f}" for n in levels))
+    lines += ["", *_cpu_table(throughput, levels), "",
+              f"gRPC forward passes by batch size: {report['grpc_batch_sizes']}"]
+    target = report["targets"]["grpc_throughput_over_comparators"]
+    lines.append(f"Smallest throughput ratio {target['value']:.2f} (target >= {target['target_min']:g}x both: "
+                 f"{'met' if target['met'] else 'NOT met'})")
+    return "\n".join(lines)
 
 
 def format_serve(report: dict) -> str:
@@ -123,6 +197,8 @@ def format_serve(report: dict) -> str:
                                               for n in levels))
     lines.append(f"{'gRPC vla.v1 / bare grpcio':<42}" + "".join(f"{floor['grpc_over_floor_throughput'][n]:>12.2f}"
                                                                 for n in levels))
+    sections = {"grpc": grpc, **comps, "grpc_floor": floor}
+    lines += ["", *_cpu_table({kind: section["throughput"] for kind, section in sections.items()}, levels)]
     lines += ["", f"{'gRPC / comparator':<42}{'p50 lat':>9}{'p99 lat':>9}" + "".join(f"{'tput@' + n:>10}"
                                                                                    for n in levels)]
     for kind, ratio in ratios.items():

@@ -15,9 +15,11 @@ CONCURRENCY = (1, 4, 16)
 INSTRUCTION = "benchmark the wire"
 WARMUP_REQUESTS = 10
 SERVERS = ("grpc", "websocket", "fastapi", "grpc_floor")
+POLICY_SERVERS = ("grpc", "websocket", "fastapi")  # serving a checkpoint: the floor answers fixed bytes, no model
 COMPARATORS = ("websocket", "fastapi")
 LABELS = {"grpc": "gRPC vla.v1 (unary Act)", "websocket": "openpi-style websocket+msgpack",
           "fastapi": "OpenVLA-style FastAPI+JSON", "grpc_floor": "bare grpcio, fixed bytes (floor)"}
+BATCH_WAIT_MS = 2.0  # vla serve's default
 TARGET_OVERHEAD_MS = 1.0
 TARGET_THROUGHPUT_RATIO = 2.0
 
@@ -43,6 +45,22 @@ def bench_spec():
     if spec.action_dim != CHUNK_SHAPE[1]:
         raise RuntimeError(f"the null chunk is {CHUNK_SHAPE}, the panda takes {spec.action_dim} values per action")
     return spec
+
+
+def check_checkpoint_takes_the_payload(directory) -> None:
+    """A checkpoint served by the benchmark must take its payload: a Panda with these cameras at this size."""
+    from pathlib import Path
+
+    from vla.config import VlaConfig
+
+    config_file = Path(directory) / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{directory} is not a checkpoint (no config.json); pass default or a directory "
+                                "written by vla train")
+    data = VlaConfig.load(config_file).data
+    if data.robot != "panda" or tuple(data.cameras) != CAMERAS or data.image_size != IMAGE_SIZE:
+        raise ValueError(f"the serving benchmark sends a Panda's {' and '.join(CAMERAS)} at {IMAGE_SIZE}x{IMAGE_SIZE}; "
+                         f"checkpoint {directory} takes {data.robot} {list(data.cameras)} at {data.image_size}")
 
 
 def make_payload(seed: int = 0) -> dict:

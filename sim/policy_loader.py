@@ -34,9 +34,10 @@ class PolicyOptions:
     readout: str = "argmax"  # or "mean": each action token's expected value (parallel decoding)
     forward_planner: bool = False  # the planner never goes back to an earlier phase (policies.hierarchical)
     phase_timeout: int = 0  # control steps after which a subtask the planner keeps is dropped (0: off)
-    # serving: concurrent predictions of the sessions sharing one checkpoint go through one forward pass of up to
-    # max_batch observations, the first waiting up to batch_wait_ms for others (VlaPredictor.batch_concurrent_calls)
-    max_batch: int = 1
+    # 0: one caller (vla eval). n >= 1: served, the sessions share the checkpoint: its forward passes run on a
+    # thread of their own, concurrent predictions in one pass of up to n observations, the first waiting up to
+    # batch_wait_ms for others (VlaPredictor.share_between_threads)
+    max_batch: int = 0
     batch_wait_ms: float = 2.0
 
 
@@ -94,7 +95,8 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     predictor = VlaPredictor.load(directory)
     check_readout(options.readout, predictor.config.decoding)  # refused before the robot moves, not at its first step
     predictor.readout = options.readout
-    predictor.batch_concurrent_calls(options.max_batch, options.batch_wait_ms / 1000.0)
+    if options.max_batch:
+        predictor.share_between_threads(options.max_batch, options.batch_wait_ms / 1000.0)
     execute = options.execute_steps or max(1, predictor.chunk_size // 2)
     latch = GripperLatch() if options.gripper_latch else None
     executor = ChunkExecutor(execute, options.ensemble, options.ensemble_decay, latch)

@@ -73,3 +73,34 @@ def test_bench_serve_reports_every_section(tmp_path, capsys):
 
     out = capsys.readouterr().out
     assert "gRPC overhead" in out and "throughput, requests/s" in out and "FastAPI+JSON" in out and "bare grpcio" in out
+    assert "CPU us per request" in out
+    for kind in ("grpc", "websocket", "fastapi"):
+        section = grpc if kind == "grpc" else report["comparators"][kind]
+        for n in levels:  # clients and servers both burn CPU for every request they exchange
+            assert _positive(section["throughput"][n]["client_cpu_us_per_request"]), (kind, n)
+            assert _positive(section["throughput"][n]["server_cpu_us_per_request"]), (kind, n)
+
+
+def test_bench_serve_with_a_checkpoint_batches_grpc_and_compares(tmp_path, capsys):
+    path = tmp_path / "bench_serve_policy.json"
+    assert main(["bench", "serve", "--policy", "default", "--seconds", "0.3", "--repeats", "1", "--quiet",
+                 "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["benchmark"] == "serve-policy"
+    assert report["config"]["servers_stopped_cleanly"] == {"grpc": True, "websocket": True, "fastapi": True}
+    for kind in ("grpc", "websocket", "fastapi"):
+        for n in ("1", "4", "16"):
+            assert _positive(report["throughput"][kind][n]["requests_per_s"]), (kind, n)
+    rates = {kind: report["throughput"][kind]["16"]["requests_per_s"] for kind in report["throughput"]}
+    for kind in ("websocket", "fastapi"):
+        expected = rates["grpc"] / rates[kind]
+        assert math.isclose(report["throughput_grpc_over_comparator"][kind]["16"], expected)
+    sizes = {int(size): count for size, count in report["grpc_batch_sizes"].items()}
+    assert max(sizes) > 1 and max(sizes) <= 16  # 16 robots asking at once share forward passes
+    assert "gRPC forward passes by batch size" in capsys.readouterr().out
+
+
+def test_bench_serve_refuses_a_checkpoint_that_does_not_take_its_payload(tmp_path, capsys):
+    assert main(["bench", "serve", "--policy", str(tmp_path), "--quiet"]) == 2
+    assert "not a checkpoint" in capsys.readouterr().err
+    assert main(["bench", "sim", "--policy", "default"]) == 2

@@ -44,7 +44,7 @@ def test_concurrent_predictions_share_a_forward_pass_and_keep_their_own_answers(
     alone = VlaPredictor.load(DEFAULT_CHECKPOINT)
     expected = [alone.predict(obs, text, "reach") for obs, text in zip(observations, INSTRUCTIONS)]
     shared = VlaPredictor.load(DEFAULT_CHECKPOINT)
-    shared.batch_concurrent_calls(max_batch=3, wait_s=0.5)
+    shared.share_between_threads(max_batch=3, wait_s=0.5)
     got = _at_once([lambda o=obs, t=text: shared.predict(o, t, "reach")
                     for obs, text in zip(observations, INSTRUCTIONS)])
     assert shared.batch_sizes == [3]
@@ -58,19 +58,25 @@ def test_a_bad_observation_fails_only_its_own_caller(env_cache):
     good = _observations(env_cache, 2)
     bad = dict(good[0], robot0_joint_pos=np.full(7, np.nan))
     predictor = VlaPredictor.load(DEFAULT_CHECKPOINT)
-    predictor.batch_concurrent_calls(max_batch=3, wait_s=0.3)
+    predictor.share_between_threads(max_batch=3, wait_s=0.3)
     results = _at_once([lambda o=obs: predictor.predict(o, INSTRUCTIONS[0]) for obs in (good[0], bad, good[1])])
     assert isinstance(results[1], ValueError) and "NaN" in str(results[1])
     assert all(isinstance(r, np.ndarray) and r.shape[1] == 8 for r in (results[0], results[2]))
     assert predictor.batch_sizes == [2]
 
 
-def test_batching_options_are_checked():
+def test_a_shared_predictor_runs_every_forward_pass_on_its_own_thread(env_cache):
+    observation = _observations(env_cache, 1)[0]
     predictor = VlaPredictor.load(DEFAULT_CHECKPOINT)
     with pytest.raises(ValueError, match="max_batch"):
-        predictor.batch_concurrent_calls(0)
-    predictor.batch_concurrent_calls(1)  # off
-    assert predictor.batch_sizes == []
+        predictor.share_between_threads(0)
+    predictor.share_between_threads(1)  # no batching
+    threads, forward = [], predictor._normalized_actions
+    predictor._normalized_actions = lambda *args: threads.append(threading.current_thread().name) or forward(*args)
+    chunks = _at_once([lambda: predictor.predict(observation, INSTRUCTIONS[0])] * 3)
+    assert len(threads) == 3 and set(threads) == {"vla-model_0"}
+    assert predictor.batch_sizes == [] and all(np.array_equal(chunk, chunks[0]) for chunk in chunks)
+    assert predictor.plan(observation, INSTRUCTIONS[0]) in predictor.planner_phrases
 
 
 def test_served_checkpoint_batches_robots_that_ask_together(env_cache):

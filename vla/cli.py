@@ -144,19 +144,32 @@ def _tiny_config(args):
     return tiny
 
 
+def _bench_serve(args) -> dict:
+    """`vla bench serve` (the null policy: the wire's cost) or `vla bench serve --policy P` (serving a model)."""
+    from policies import bench_serve
+    from policies.bench_serve_report import format_serve, format_serve_policy
+
+    options = {"seconds": args.seconds, "repeats": 3 if args.repeats is None else args.repeats,
+               "progress": None if args.quiet else (lambda message: print(message, file=sys.stderr))}
+    if args.policy:
+        report = bench_serve.bench_serve_policy(args.policy, **options)
+        print(format_serve_policy(report))
+    else:
+        report = bench_serve.bench_serve(**options)
+        print(format_serve(report))
+    return report
+
+
 def cmd_bench(args) -> int:
+    if args.policy and args.what != "serve":
+        raise ValueError(f"--policy belongs to `vla bench serve`, not `vla bench {args.what}`")
     if args.what == "inference":
         from vla.bench_inference import bench_inference, format_inference
 
         report = bench_inference(repeats=50 if args.repeats is None else args.repeats)
         print(format_inference(report))
     elif args.what == "serve":
-        from policies.bench_serve import bench_serve
-        from policies.bench_serve_report import format_serve
-
-        report = bench_serve(seconds=args.seconds, repeats=3 if args.repeats is None else args.repeats,
-                             progress=None if args.quiet else (lambda message: print(message, file=sys.stderr)))
-        print(format_serve(report))
+        report = _bench_serve(args)
     else:
         from sim.bench import bench_sim, format_bench
 
@@ -360,6 +373,8 @@ def _add_bench_parser(sub) -> None:
                    "serve: times each figure is measured (default 3)")
     p.add_argument("--seconds", type=float, default=3.0, help="serve: seconds per measurement")
     p.add_argument("--quiet", action="store_true", help="serve: no progress lines")
+    p.add_argument("--policy", help="serve: serve this checkpoint (default or a directory) instead of the null "
+                   "policy, gRPC batching the sessions' forward passes")
     p.set_defaults(func=cmd_bench)
 
 

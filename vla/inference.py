@@ -5,13 +5,16 @@
 CUDA with bf16 autocast when available, else CPU (float32).
 
 A predictor shared by several threads (a policy server's sessions, each with its own policy state)
-can answer their concurrent predict() calls with one batched forward pass: `batch_concurrent_calls`.
+runs every forward pass on one thread of its own and can answer concurrent predict() calls with one
+batched pass: `share_between_threads`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +23,8 @@ from robots.batching import Batcher
 from vla.action_space import to_robot
 from vla.batch import READOUTS, Batch, check_decoding
 from vla.checkpoint import load_checkpoint
+
+T = TypeVar("T")
 
 
 class VlaPredictor:
@@ -31,6 +36,7 @@ class VlaPredictor:
         self.bf16 = self.device.type == "cuda"  # bf16 autocast on GPUs; set False for float32
         self.readout = "argmax"  # or "mean": each action's expected value under the parallel head
         self._batcher: Batcher | None = None
+        self._model_thread: ThreadPoolExecutor | None = None
 
     @staticmethod
     def load(directory: str | Path, robot: str | None = None, device: str | None = None) -> "VlaPredictor":
@@ -48,14 +54,29 @@ class VlaPredictor:
             return self._batcher.submit((prepared, instruction, subtask))
         return self._predict_prepared([prepared], [instruction], [subtask], mode)[0]
 
-    def batch_concurrent_calls(self, max_batch: int, wait_s: float = 0.002) -> None:
-        """From now on, predict() calls made at the same time from several threads are answered by one
-        forward pass over up to `max_batch` observations (robots.batching.Batcher: the first caller waits
-        up to `wait_s` for others, and calls arriving while a pass runs join the next). Each caller still
-        gets its own chunk. max_batch 1 turns batching off."""
+    def share_between_threads(self, max_batch: int = 1, wait_s: float = 0.002) -> None:
+        """Get ready for several threads calling at once (a policy server's sessions).
+
+        Every forward pass from now on runs on one thread of the predictor's own: PyTorch's OpenMP gives
+        each thread that calls it a team of workers, and on a small CPU the teams slow each other down
+        (measured on 2 cores: 19-22 ms a chunk from a second thread once the first had run the model,
+        10-11 ms from a single thread). With max_batch > 1, predict() calls made at the same time are
+        answered by one pass over up to max_batch observations (robots.batching.Batcher: the first caller
+        waits up to wait_s for others; calls arriving while a pass runs join the next); each caller still
+        gets its own chunk."""
         if max_batch < 1 or wait_s < 0:
             raise ValueError(f"max_batch must be >= 1 and wait_s >= 0, got {max_batch} and {wait_s}")
+        if self._model_thread is None:
+            self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="vla-model")
         self._batcher = Batcher(self._predict_items, max_batch, wait_s) if max_batch > 1 else None
+
+    def _on_model_thread(self, forward: Callable[[], T]) -> T:
+        """forward() under torch.inference_mode, on the model thread once there is one."""
+        def run() -> T:
+            with torch.inference_mode():
+                return forward()
+
+        return run() if self._model_thread is None else self._model_thread.submit(run).result()
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -78,8 +99,8 @@ class VlaPredictor:
         """The subtask phrase the planner picks for this observation and goal; with `allowed`, the likeliest
         of those phrases."""
         phrases = self.planner_phrases
-        with torch.inference_mode():
-            scores = self.model.subtask_logits(self._one(observation, instruction))[0].float().cpu()
+        batch = self._one(observation, instruction)
+        scores = self._on_model_thread(lambda: self.model.subtask_logits(batch)[0].float().cpu())
         if allowed is not None:
             unknown = set(allowed) - set(phrases)
             if unknown or not allowed:
@@ -123,9 +144,12 @@ class VlaPredictor:
         check_decoding(mode, self.config.decoding)
         check_readout(self.readout, mode)
         batch = self._batch(prepared, instructions, subtasks).to(self.device)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                                    enabled=self.bf16):
-            normalized = self._normalized_actions(batch, mode)
+
+        def forward() -> np.ndarray:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                return self._normalized_actions(batch, mode)
+
+        normalized = self._on_model_thread(forward)
         actions = self.stats.action.unnormalize(normalized)
         states = np.stack([state for _, state in prepared])
         return to_robot(actions, states, self.config.data.action_mode).astype(np.float32)
