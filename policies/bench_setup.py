@@ -19,7 +19,7 @@ POLICY_SERVERS = ("grpc", "websocket", "fastapi")  # serving a checkpoint: the f
 COMPARATORS = ("websocket", "fastapi")
 LABELS = {"grpc": "gRPC vla.v1 (unary Act)", "websocket": "openpi-style websocket+msgpack",
           "fastapi": "OpenVLA-style FastAPI+JSON", "grpc_floor": "bare grpcio, fixed bytes (floor)"}
-BATCH_WAIT_MS = 2.0  # vla serve's default
+BATCH_WAIT_MS = 0.0  # vla serve's default
 TARGET_OVERHEAD_MS = 1.0
 TARGET_THROUGHPUT_RATIO = 2.0
 

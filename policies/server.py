@@ -12,8 +12,10 @@ What it enforces (see robots/proto/vla/v1/policy.proto):
 - grpc.health.v1 (NOT_SERVING while the policy loads) and server reflection.
 Each session owns the policy object `policy_factory()` builds for it (`per_session_copies`
 turns a slow builder into such a factory: one load, a cheap copy per session). If the policy has
-`act_batch(observations) -> chunks`, concurrent Act calls arriving within `batch_wait_ms`
-are answered by one batched call on a shared instance (observations carry "instruction").
+`act_batch(observations) -> chunks`, concurrent Act calls are answered by one batched call on a shared
+instance (observations carry "instruction"): those that arrive while a batch runs, and with
+`batch_wait_ms` > 0 those arriving within that time of the first. (Checkpoints batch inside their
+shared predictor instead, keeping each session's own policy state: VlaPredictor.share_between_threads.)
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class RpcFailure(Exception):
 
 class PolicyServicer(pb_grpc.PolicyServiceServicer):
     def __init__(self, policy_factory: Callable[[], Policy], spec: RobotSpec, *, max_concurrent: int = 4,
-                 batch_wait_ms: float = 2.0, lease_ms: int = 5000, model_name: str = "",
+                 batch_wait_ms: float = 0.0, lease_ms: int = 5000, model_name: str = "",
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         self.policy_factory, self.spec, self.model_name = policy_factory, spec, model_name
         self.max_message_bytes = max_message_bytes
@@ -246,7 +248,7 @@ def per_session_copies(build: Callable[[], Policy]) -> Callable[[], Policy]:
 
 def serve(policy_factory: Callable[[], Policy], spec: RobotSpec, host: str = "127.0.0.1", port: int = 50051, *,
           token: str | None = None, tls: TlsConfig | None = None,
-          max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_concurrent: int = 4, batch_wait_ms: float = 2.0,
+          max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_concurrent: int = 4, batch_wait_ms: float = 0.0,
           lease_ms: int = 5000, model_name: str = "") -> PolicyServer:
     """Start serving (port 0: any free port, see .port); the policy is built in the background."""
     if not is_loopback(host) and not token:

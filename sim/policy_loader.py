@@ -38,7 +38,7 @@ class PolicyOptions:
     # thread of their own, concurrent predictions in one pass of up to n observations, the first waiting up to
     # batch_wait_ms for others (VlaPredictor.share_between_threads)
     max_batch: int = 0
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
 
 
 def checkpoint_dir(spec: str) -> Path:

@@ -125,8 +125,9 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--image-size", type=int, default=128, help="hold: camera image size clients must send")
     p.add_argument("--max-concurrent", type=int, default=4,
                    help="inferences at once, batched into one forward pass; more get RESOURCE_EXHAUSTED")
-    p.add_argument("--batch-wait-ms", type=float, default=2.0,
-                   help="how long a request waits for other robots' requests to share its forward pass")
+    p.add_argument("--batch-wait-ms", type=float, default=0.0,
+                   help="how long a request that finds the model idle waits for other robots' requests to share "
+                        "its forward pass (requests arriving while a pass runs always share the next)")
     add_policy_options(p)
     p.set_defaults(func=cmd_serve)
 

@@ -54,7 +54,7 @@ class VlaPredictor:
             return self._batcher.submit((prepared, instruction, subtask))
         return self._predict_prepared([prepared], [instruction], [subtask], mode)[0]
 
-    def share_between_threads(self, max_batch: int = 1, wait_s: float = 0.002) -> None:
+    def share_between_threads(self, max_batch: int = 1, wait_s: float = 0.0) -> None:
         """Get ready for several threads calling at once (a policy server's sessions).
 
         Every forward pass from now on runs on one thread of the predictor's own: PyTorch's OpenMP gives
