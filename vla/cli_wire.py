@@ -21,6 +21,14 @@ def _serve_spec(args):
     return get_robot_spec(data.robot, image_size=data.image_size, cameras=tuple(data.cameras))
 
 
+def _set_torch_threads(threads: int) -> None:
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def cmd_serve(args) -> int:
     from dataclasses import replace
 
@@ -37,6 +45,8 @@ def cmd_serve(args) -> int:
         raise ValueError("--tls-cert and --tls-key go together (and --tls-client-ca needs them)")
     if args.batch_wait_ms < 0:
         raise ValueError(f"--batch-wait-ms must be >= 0, got {args.batch_wait_ms}")
+    if args.threads is not None:
+        _set_torch_threads(args.threads)
     spec = _serve_spec(args)
     token = read_token_file(args.token_file) if args.token_file else None
     tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
@@ -128,6 +138,9 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--batch-wait-ms", type=float, default=0.0,
                    help="how long a request that finds the model idle waits for other robots' requests to share "
                         "its forward pass (requests arriving while a pass runs always share the next)")
+    p.add_argument("--threads", type=int,
+                   help="CPU threads for the model (default: PyTorch's, one per core); 1 when the server shares "
+                        "its cores with a simulator or other busy processes")
     add_policy_options(p)
     p.set_defaults(func=cmd_serve)
 
