@@ -331,7 +331,6 @@ def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, 
     return report
 
 
-
 def bench_serve_policy(policy: str, seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, ...] = CONCURRENCY,
                        progress: Callable[[str], None] | None = None) -> dict:
     """Throughput of serving a checkpoint (`vla bench serve --policy P`): the same payload and clients as the
