@@ -27,7 +27,8 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -146,6 +147,25 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextmanager
+def running_servers(kinds: tuple[str, ...], policy: str | None = None) -> Iterator[dict[str, ServerProcess]]:
+    """{kind: ServerProcess} serving `policy`, each stopped on leaving (the dict stays readable after)."""
+    servers: dict[str, ServerProcess] = {}
+    try:
+        for kind in kinds:
+            servers[kind] = ServerProcess(kind, policy)
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def _finished(report: dict, wall_started: float) -> dict:
+    report["wall_s"] = time.perf_counter() - wall_started
+    report["machine"]["load_average_at_end"] = list(os.getloadavg())
+    return report
 
 
 # -- measurements --------------------------------------------------------------------------
@@ -310,25 +330,17 @@ def bench_serve(seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, 
     rates: dict[str, dict[int, list[dict]]] = {kind: {n: [] for n in concurrency} for kind in SERVERS}
 
     say("starting the servers (spawned processes) ...")
-    servers: dict[str, ServerProcess] = {}
-    try:
-        for kind in SERVERS:
-            servers[kind] = ServerProcess(kind)
+    with running_servers(SERVERS) as servers:
         ports = {kind: server.port for kind, server in servers.items()}
         makers, latency_makers = _client_makers(ports, spec, payload, observation)
         for repeat in range(repeats):
             label = f"repeat {repeat + 1}/{repeats}"
             _measure_latency(latency_makers, seconds, latency_samples, latency_repeat_p50, say, label)
             _measure_throughput(makers, servers, concurrency, seconds, rates, say, label)
-    finally:
-        for server in servers.values():
-            server.stop()
 
     report.update(build_report(latency_samples, latency_repeat_p50, rates, request_bytes, servers,
                                seconds=seconds, repeats=repeats, concurrency=concurrency))
-    report["wall_s"] = time.perf_counter() - wall_started
-    report["machine"]["load_average_at_end"] = list(os.getloadavg())
-    return report
+    return _finished(report, wall_started)
 
 
 def bench_serve_policy(policy: str, seconds: float = 3.0, repeats: int = 3, concurrency: tuple[int, ...] = CONCURRENCY,
@@ -347,19 +359,11 @@ def bench_serve_policy(policy: str, seconds: float = 3.0, repeats: int = 3, conc
     observation = comparator_observation(payload)
     rates: dict[str, dict[int, list[dict]]] = {kind: {n: [] for n in concurrency} for kind in POLICY_SERVERS}
     say(f"starting the servers with {policy} (spawned processes) ...")
-    servers: dict[str, ServerProcess] = {}
-    try:
-        for kind in POLICY_SERVERS:
-            servers[kind] = ServerProcess(kind, policy)
+    with running_servers(POLICY_SERVERS, policy) as servers:
         ports = {kind: server.port for kind, server in servers.items()}
         makers = {kind: _client_makers(ports, spec, payload, observation)[0][kind] for kind in POLICY_SERVERS}
         for repeat in range(repeats):
             _measure_throughput(makers, servers, concurrency, seconds, rates, say, f"repeat {repeat + 1}/{repeats}")
-    finally:
-        for server in servers.values():
-            server.stop()
     report.update(build_policy_report(policy, rates, servers, seconds=seconds, repeats=repeats,
                                       concurrency=concurrency))
-    report["wall_s"] = time.perf_counter() - wall_started
-    report["machine"]["load_average_at_end"] = list(os.getloadavg())
-    return report
+    return _finished(report, wall_started)

@@ -106,10 +106,14 @@ def build_report(latency_samples: dict, latency_repeat_p50: dict, rates: dict, r
     }
 
 
+def _clients_header(levels: list[str]) -> str:
+    """Column headings "1 client", "4 clients", ... (12 characters each)."""
+    return "".join(f"{n + (' client' if n == '1' else ' clients'):>12}" for n in levels)
+
+
 def _cpu_table(throughput: dict, levels: list[str]) -> list[str]:
     """Lines: CPU microseconds per request, clients' process / server's process, per server and client count."""
-    header = "".join(f"{n + (' client' if n == '1' else ' clients'):>12}" for n in levels)
-    lines = [f"{'CPU us per request, clients / server':<42}{header}"]
+    lines = [f"{'CPU us per request, clients / server':<42}{_clients_header(levels)}"]
     for kind, per_n in throughput.items():
         lines.append(f"{LABELS[kind]:<42}" + "".join(
             f"{per_n[n]['client_cpu_us_per_request']:>6.0f}/{per_n[n]['server_cpu_us_per_request']:<5.0f}"
@@ -143,12 +147,11 @@ def format_serve_policy(report: dict) -> str:
     """The report of `vla bench serve --policy P` as text tables."""
     config, machine, throughput = report["config"], report["machine"], report["throughput"]
     levels = [str(n) for n in config["concurrency"]]
-    header = "".join(f"{n + (' client' if n == '1' else ' clients'):>12}" for n in levels)
     lines = [f"vla bench serve --policy: {config['policy']}; payload 2 x {IMAGE_SIZE}x{IMAGE_SIZE} RGB + 7 joints + "
              f"gripper; {config['seconds']:g} s x {config['repeats']} repeat(s) per figure",
              f"machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs, load average "
              f"{machine['load_average_at_start'][0]:.2f} at start, {machine['load_average_at_end'][0]:.2f} at end",
-             "", f"{'throughput, chunks/s':<42}{header}"]
+             "", f"{'throughput, chunks/s':<42}{_clients_header(levels)}"]
     for kind, per_n in throughput.items():
         label = LABELS[kind] + (" batched" if kind == "grpc" else "")
         lines.append(f"{label:<42}" + "".join(f"{per_n[n]['requests_per_s']:>12.1f}" for n in levels))
@@ -188,8 +191,7 @@ def format_serve(report: dict) -> str:
     target = report["targets"]["grpc_overhead_p50_ms"]
     lines.append(f"gRPC overhead (unary p50 - in-process p50): {grpc['overhead_p50_ms']:.3f} ms "
                  f"(target <= {target['target_max']:g} ms: {'met' if target['met'] else 'NOT met'})")
-    lines += ["", f"{'throughput, requests/s':<42}" + "".join(f"{n + (' client' if n == '1' else ' clients'):>12}"
-                                                               for n in levels)]
+    lines += ["", f"{'throughput, requests/s':<42}{_clients_header(levels)}"]
     lines.append(f"{LABELS['grpc']:<42}" + "".join(f"{grpc['throughput'][n]['requests_per_s']:>12.0f}"
                                                   for n in levels))
     for label, section in [(LABELS[kind], comps[kind]) for kind in comps] + [(LABELS["grpc_floor"], floor)]:
