@@ -54,6 +54,21 @@ def test_concurrent_predictions_share_a_forward_pass_and_keep_their_own_answers(
         np.testing.assert_array_equal(mine[:, 7] > 0.5, theirs[:, 7] > 0.5)
 
 
+def test_concurrent_plans_share_a_planner_pass_and_keep_their_own_choices(env_cache):
+    observations = _observations(env_cache, 3)
+    alone = VlaPredictor.load(DEFAULT_CHECKPOINT)
+    allowed = [None, None, alone.planner_phrases[-2:]]  # the third caller may only pick one of the last two
+    expected = [alone.plan(obs, text, only) for obs, text, only in zip(observations, INSTRUCTIONS, allowed)]
+    shared = VlaPredictor.load(DEFAULT_CHECKPOINT)
+    shared.share_between_threads(max_batch=3, wait_s=0.5)
+    got = _at_once([lambda o=obs, t=text, a=only: shared.plan(o, t, a)
+                    for obs, text, only in zip(observations, INSTRUCTIONS, allowed)])
+    assert got == expected and got[2] in allowed[2]
+    assert shared.plan_batch_sizes == [3] and shared.batch_sizes == []
+    with pytest.raises(ValueError, match="allowed subtasks"):
+        shared.plan(observations[0], INSTRUCTIONS[0], ["dance"])
+
+
 def test_a_bad_observation_fails_only_its_own_caller(env_cache):
     good = _observations(env_cache, 2)
     bad = dict(good[0], robot0_joint_pos=np.full(7, np.nan))

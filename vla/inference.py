@@ -36,6 +36,7 @@ class VlaPredictor:
         self.bf16 = self.device.type == "cuda"  # bf16 autocast on GPUs; set False for float32
         self.readout = "argmax"  # or "mean": each action's expected value under the parallel head
         self._batcher: Batcher | None = None
+        self._plan_batcher: Batcher | None = None
         self._model_thread: ThreadPoolExecutor | None = None
 
     @staticmethod
@@ -63,12 +64,14 @@ class VlaPredictor:
         10-11 ms from a single thread). With max_batch > 1, predict() calls made at the same time are
         answered by one pass over up to max_batch observations (robots.batching.Batcher: the first caller
         waits up to wait_s for others; calls arriving while a pass runs join the next); each caller still
-        gets its own chunk."""
+        gets its own chunk. The planner's plan() calls are batched the same way, in passes of their own."""
         if max_batch < 1 or wait_s < 0:
             raise ValueError(f"max_batch must be >= 1 and wait_s >= 0, got {max_batch} and {wait_s}")
         if self._model_thread is None:
             self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="vla-model")
-        self._batcher = Batcher(self._predict_items, max_batch, wait_s) if max_batch > 1 else None
+        batching = max_batch > 1
+        self._batcher = Batcher(self._predict_items, max_batch, wait_s) if batching else None
+        self._plan_batcher = Batcher(self._subtask_scores, max_batch, wait_s) if batching and self.has_planner else None
 
     def _on_model_thread(self, forward: Callable[[], T]) -> T:
         """forward() under torch.inference_mode, on the model thread once there is one."""
@@ -80,8 +83,13 @@ class VlaPredictor:
 
     @property
     def batch_sizes(self) -> list[int]:
-        """The size of every batched forward pass so far (empty while batching is off)."""
+        """The size of every batched action pass so far (empty while batching is off)."""
         return self._batcher.batch_sizes if self._batcher is not None else []
+
+    @property
+    def plan_batch_sizes(self) -> list[int]:
+        """The size of every batched planner pass so far (empty while batching is off)."""
+        return self._plan_batcher.batch_sizes if self._plan_batcher is not None else []
 
     def _predict_items(self, items: list[tuple]) -> np.ndarray:
         prepared, instructions, subtasks = zip(*items)
@@ -99,15 +107,20 @@ class VlaPredictor:
         """The subtask phrase the planner picks for this observation and goal; with `allowed`, the likeliest
         of those phrases."""
         phrases = self.planner_phrases
-        batch = self._one(observation, instruction)
-        scores = self._on_model_thread(lambda: self.model.subtask_logits(batch)[0].float().cpu())
+        if allowed is not None and (set(allowed) - set(phrases) or not allowed):
+            raise ValueError(f"allowed subtasks must be some of this planner's phrases {phrases}, "
+                             f"got {sorted(allowed)}")
+        item = (self._prepare(observation), instruction)
+        scores = self._plan_batcher.submit(item) if self._plan_batcher else self._subtask_scores([item])[0]
         if allowed is not None:
-            unknown = set(allowed) - set(phrases)
-            if unknown or not allowed:
-                raise ValueError(f"allowed subtasks must be some of this planner's phrases {phrases}, "
-                                 f"got {sorted(allowed)}")
             scores = scores.masked_fill(torch.tensor([p not in allowed for p in phrases]), float("-inf"))
         return phrases[int(scores.argmax())]
+
+    def _subtask_scores(self, items: list[tuple]) -> torch.Tensor:
+        """(B, phrases) planner logits for [(prepared observation, instruction)]."""
+        prepared, instructions = zip(*items)
+        batch = self._batch(list(prepared), list(instructions), [""] * len(items)).to(self.device)
+        return self._on_model_thread(lambda: self.model.subtask_logits(batch).float().cpu())
 
     @property
     def has_object_head(self) -> bool:
