@@ -135,16 +135,16 @@ class VlaPredictor:
         cube, then base cube), in the config's image size."""
         from vla.goal_keypoints import cell_centres
 
-        with torch.inference_mode():
-            logits = self.model.goal_keypoint_logits(self._one(observation, instruction))[0].float().cpu()
+        batch = self._one(observation, instruction)
+        logits = self._on_model_thread(lambda: self.model.goal_keypoint_logits(batch)[0].float().cpu())
         h, w = logits.shape[-2:]
         return cell_centres(h, w, self.config.data.image_size)[logits.flatten(2).argmax(-1)].numpy()
 
     def goal_cubes(self, observation: dict, instruction: str, subtask: str = "") -> np.ndarray:
         """(6,) where the model's object head puts the goal's target and base cube (world xyz minus the
         gripper's, metres; the base is meaningless on pick goals): what the actions are conditioned on."""
-        with torch.inference_mode():
-            return self.model.goal_cube_offsets(self._one(observation, instruction, subtask))[0].float().cpu().numpy()
+        batch = self._one(observation, instruction, subtask)
+        return self._on_model_thread(lambda: self.model.goal_cube_offsets(batch)[0].float().cpu().numpy())
 
     def predict_batch(self, observations: list[dict], instructions: list[str], subtasks: list[str],
                       mode: str | None = None) -> np.ndarray:
