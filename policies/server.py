@@ -8,6 +8,9 @@ What it enforces (see robots/proto/vla/v1/policy.proto):
 - every observation is validated against the robot spec (INVALID_ARGUMENT naming the field);
   a bad request never takes the server down;
 - at most `max_concurrent` inferences at a time: more get RESOURCE_EXHAUSTED, not a queue;
+- streams are limited per peer and in all and end when idle (policies/rpc_guards.py), on threads of
+  their own, so unary calls and health checks always find a thread; request bytes that do not parse
+  get INVALID_ARGUMENT; string fields have length limits;
 - a bearer token whenever it listens beyond loopback; optional TLS / mutual TLS;
 - grpc.health.v1 (NOT_SERVING while the policy loads) and server reflection.
 Each session owns the policy object `policy_factory()` builds for it (`per_session_copies`
@@ -35,6 +38,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from policies.base import ActionChunk, Policy
+from policies.rpc_guards import ParseGuard, StreamGuard, StreamLimits
 from robots import sessions as sess
 from robots.batching import Batcher
 from robots.codec import ValidationError, decode_observation, encode_actions
@@ -45,8 +49,8 @@ from robots.transport import DEFAULT_MAX_MESSAGE_BYTES, BearerTokenInterceptor, 
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
-CONTROL_RPC_SLOTS = 8  # threads beyond the inference slots, for GetInfo/StartSession/health/...
-MAX_INSTRUCTION_CHARS = 1024
+CONTROL_RPC_SLOTS = 8  # threads beyond the inference and stream slots, for GetInfo/StartSession/health/...
+MAX_FIELD_CHARS = {"instruction": 1024, "robot": 64, "robot_instance": 128, "session_id": 64}
 SESSION_ERROR_CODES = {
     sess.UnknownSession: grpc.StatusCode.NOT_FOUND, sess.LeaseHeld: grpc.StatusCode.FAILED_PRECONDITION,
     sess.LeaseExpired: grpc.StatusCode.FAILED_PRECONDITION, sess.SequenceError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -106,17 +110,17 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     # -- behaviour -----------------------------------------------------------------------
     def _start_session(self, request: pb.StartSessionRequest) -> pb.Session:
         self._require_ready()
+        _check_lengths(request, "robot", "instruction", "robot_instance")
         if request.robot != self.spec.name:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
                              f"robot: this server drives {self.spec.name!r}, not {request.robot!r}")
-        if len(request.instruction) > MAX_INSTRUCTION_CHARS:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"instruction: longer than {MAX_INSTRUCTION_CHARS}")
         robot_key = f"{request.robot}/{request.robot_instance}"
         session = self.registry.start(robot_key, request.instruction, self.policy_factory)
         return pb.Session(session_id=session.session_id, lease_ms=self.registry.lease_ms)
 
     def _act(self, request: pb.ActRequest) -> pb.ActResponse:
         self._require_ready()
+        _check_lengths(request, "session_id")
         if not request.session_id:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "session_id: empty; call StartSession first")
         session = self.registry.get(request.session_id)
@@ -134,6 +138,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
                               subtask=chunk.subtask, inference_ms=inference_ms, expires_in_ms=horizon_ms)
 
     def _end_session(self, request: pb.EndSessionRequest) -> pb.EndSessionResponse:
+        _check_lengths(request, "session_id")
         self.registry.end(request.session_id)
         return pb.EndSessionResponse()
 
@@ -158,6 +163,14 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     def _require_ready(self) -> None:
         if not self.ready.is_set():
             raise RpcFailure(grpc.StatusCode.UNAVAILABLE, "the policy is still loading; watch the health service")
+
+
+def _check_lengths(request, *fields: str) -> None:
+    """INVALID_ARGUMENT for a string field longer than its limit (MAX_FIELD_CHARS)."""
+    for name in fields:
+        length, limit = len(getattr(request, name)), MAX_FIELD_CHARS[name]
+        if length > limit:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: {length} characters, at most {limit}")
 
 
 def _answer(context: grpc.ServicerContext, handler: Callable, request):
@@ -249,8 +262,11 @@ def per_session_copies(build: Callable[[], Policy]) -> Callable[[], Policy]:
 def serve(policy_factory: Callable[[], Policy], spec: RobotSpec, host: str = "127.0.0.1", port: int = 50051, *,
           token: str | None = None, tls: TlsConfig | None = None,
           max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_concurrent: int = 4, batch_wait_ms: float = 0.0,
-          lease_ms: int = 5000, model_name: str = "") -> PolicyServer:
-    """Start serving (port 0: any free port, see .port); the policy is built in the background."""
+          lease_ms: int = 5000, model_name: str = "", stream_limits: StreamLimits = StreamLimits()) -> PolicyServer:
+    """Start serving (port 0: any free port, see .port); the policy is built in the background.
+
+    Threads: max_concurrent inferences + stream_limits.max_total streams + CONTROL_RPC_SLOTS for the
+    other calls; calls beyond twice that many at once get RESOURCE_EXHAUSTED from grpc."""
     if not is_loopback(host) and not token:
         raise ValueError(f"refusing to listen on {host} (not loopback) without a bearer token; "
                          "pass a token (vla serve --token-file F) or bind 127.0.0.1")
@@ -260,10 +276,11 @@ def serve(policy_factory: Callable[[], Policy], spec: RobotSpec, host: str = "12
         raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
     servicer = PolicyServicer(policy_factory, spec, max_concurrent=max_concurrent, batch_wait_ms=batch_wait_ms,
                               lease_ms=lease_ms, model_name=model_name, max_message_bytes=max_message_bytes)
-    slots = max_concurrent + CONTROL_RPC_SLOTS
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="vla-rpc"),
-                         interceptors=[BearerTokenInterceptor(token)] if token else [],
-                         options=server_options(max_message_bytes), maximum_concurrent_rpcs=slots)
+    threads = max_concurrent + stream_limits.max_total + CONTROL_RPC_SLOTS
+    guards = [StreamGuard(stream_limits), ParseGuard()]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vla-rpc"),
+                         interceptors=[BearerTokenInterceptor(token), *guards] if token else guards,
+                         options=server_options(max_message_bytes), maximum_concurrent_rpcs=2 * threads)
     pb_grpc.add_PolicyServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     for service in ("", SERVICE_NAME):

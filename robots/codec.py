@@ -114,17 +114,29 @@ def decode_observation(msg: pb.Observation, spec: RobotSpec, instruction: str = 
     if joints.shape != (spec.num_joints,):
         raise ValidationError(f"{field}.joint_positions",
                               f"{spec.name} has {spec.num_joints} joints, got {joints.size} values")
-    if not np.all(np.isfinite(joints)):
-        raise ValidationError(f"{field}.joint_positions", "contains NaN or Inf")
+    _check_joint_readings(joints, spec, f"{field}.joint_positions")
     low, high = spec.gripper_range
     if not np.isfinite(msg.gripper) or not low <= msg.gripper <= high:
-        raise ValidationError(f"{field}.gripper", f"must be in [{low}, {high}], got {msg.gripper}")
+        raise ValidationError(f"{field}.gripper", f"{msg.gripper!r} is outside the allowed range [{low}, {high}]")
     if not np.isfinite(msg.timestamp):
         raise ValidationError(f"{field}.timestamp", "contains NaN or Inf")
     obs["robot0_joint_pos"] = joints
     obs["robot0_gripper_qpos"] = gripper_to_finger_qpos(msg.gripper, spec.finger_open_width)
     obs["instruction"] = instruction
     return obs
+
+
+def _check_joint_readings(joints: np.ndarray, spec: RobotSpec, field: str) -> None:
+    """Every (N,) reading finite and within the joint's limits widened by spec.reading_margin."""
+    low, high = spec.lower() - spec.reading_margin, spec.upper() + spec.reading_margin
+    bad = np.flatnonzero(~(np.isfinite(joints) & (joints >= low) & (joints <= high)))
+    if bad.size == 0:
+        return
+    i, value = int(bad[0]), float(joints[bad[0]])
+    if not np.isfinite(value):
+        raise ValidationError(f"{field}[{i}]", f"{value!r} is not a finite number")
+    raise ValidationError(f"{field}[{i}]", f"{value!r} rad is outside {spec.joint_names[i]}'s allowed range "
+                          f"[{low[i]:.4f}, {high[i]:.4f}] (its limits +- {spec.reading_margin} rad)")
 
 
 def _decode_images(msg: pb.Observation, spec: RobotSpec, field: str) -> dict:

@@ -38,7 +38,9 @@ class RobotSpec:
     joint_lower / joint_upper / max_velocity / max_acceleration are (N,) tuples in rad,
     rad/s and rad/s^2. Commands are (N + 1,): N absolute joint targets + gripper in
     gripper_range (0 = open, 1 = closed). max_tracking_error (rad) bounds how far a target may
-    lead the measured joints, so a blocked arm cannot wind its targets up.
+    lead the measured joints, so a blocked arm cannot wind its targets up. A measured joint may read
+    up to reading_margin (rad) outside its limits (encoders, simulator contacts) before an
+    observation is rejected.
     """
 
     name: str
@@ -52,6 +54,7 @@ class RobotSpec:
     gripper_range: tuple[float, float] = (0.0, 1.0)
     finger_open_width: float = PANDA_FINGER_OPEN
     max_tracking_error: float = 1.0  # the scripted expert leads by at most 0.83 rad (wrist yaw, measured)
+    reading_margin: float = 0.1
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -63,6 +66,8 @@ class RobotSpec:
             raise ValueError(f"RobotSpec {self.name}: every joint_lower must be below joint_upper")
         if self.max_tracking_error <= 0:
             raise ValueError(f"RobotSpec {self.name}: max_tracking_error must be positive")
+        if self.reading_margin < 0:
+            raise ValueError(f"RobotSpec {self.name}: reading_margin must be >= 0, got {self.reading_margin}")
         if self.control_hz <= 0:
             raise ValueError(f"RobotSpec {self.name}: control_hz must be positive, got {self.control_hz}")
 

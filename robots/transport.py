@@ -93,21 +93,29 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         given = dict(handler_call_details.invocation_metadata or ()).get(AUTH_HEADER, "")
         if hmac.compare_digest(given.encode(), self._expected):
             return handler
-        return _rejecting_handler(handler)
+        return handler_with(handler, _reject_unauthenticated)
 
 
-def _rejecting_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that aborts with UNAUTHENTICATED."""
+def _reject_unauthenticated(request_or_iterator, context):
+    context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (metadata authorization)")
 
-    def reject(request_or_iterator, context):
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (metadata authorization)")
 
-    kind = {(False, False): grpc.unary_unary_rpc_method_handler,
-            (False, True): grpc.unary_stream_rpc_method_handler,
-            (True, False): grpc.stream_unary_rpc_method_handler,
-            (True, True): grpc.stream_stream_rpc_method_handler}
-    make = kind[(handler.request_streaming, handler.response_streaming)]
-    return make(reject, request_deserializer=handler.request_deserializer,
+_HANDLER_MAKERS = {(False, False): grpc.unary_unary_rpc_method_handler,
+                   (False, True): grpc.unary_stream_rpc_method_handler,
+                   (True, False): grpc.stream_unary_rpc_method_handler,
+                   (True, True): grpc.stream_stream_rpc_method_handler}
+
+
+def behavior_of(handler: grpc.RpcMethodHandler):
+    """The function behind a method handler, whichever of the four call shapes it has."""
+    return handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+
+
+def handler_with(handler: grpc.RpcMethodHandler, behavior, request_deserializer=None) -> grpc.RpcMethodHandler:
+    """A handler of the same call shape and serializers as `handler` that runs `behavior` (server
+    interceptors use it to wrap or replace what a method does)."""
+    make = _HANDLER_MAKERS[(handler.request_streaming, handler.response_streaming)]
+    return make(behavior, request_deserializer=request_deserializer or handler.request_deserializer,
                 response_serializer=handler.response_serializer)
 
 

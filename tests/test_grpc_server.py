@@ -122,7 +122,7 @@ def _mutate(kind: str) -> tuple[pb.Observation | None, str]:
         return obs, "observation.images[1].data"
     if kind in ("nan_joint", "inf_joint"):
         obs.joint_positions[2] = np.nan if kind == "nan_joint" else np.inf
-        return obs, "observation.joint_positions"
+        return obs, "observation.joint_positions[2]"
     if kind == "wrong_joint_count":
         del obs.joint_positions[-1]
         return obs, "observation.joint_positions"
