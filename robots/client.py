@@ -55,6 +55,22 @@ class ClientReport:
     overruns: int = 0
     clipped: Counter = field(default_factory=Counter)
     last_error: str = ""
+    errors_since_chunk: int = 0  # requests failed since the last chunk arrived
+
+    @property
+    def policy_lost(self) -> bool:
+        """True when the run ended without a reachable policy: no chunk ever, or failures since the last one."""
+        return self.chunks == 0 or self.errors_since_chunk > 0
+
+    def summary(self) -> str:
+        """One line: ticks by mode, chunks, and why the policy was lost (if it was)."""
+        modes = ", ".join(f"{mode} {self.modes[mode]}" for mode in (ACT, HOLD, STOP, IDLE))
+        line = f"ticks {self.ticks} ({modes}), chunks {self.chunks}, request errors {self.request_errors}"
+        if not self.policy_lost:
+            return line
+        why = self.last_error or "no reply before the run ended"
+        return f"{line}; no reachable policy at the end ({self.errors_since_chunk} failed requests since the " \
+               f"last chunk): {why}"
 
 
 @dataclass
@@ -157,10 +173,12 @@ class RobotClient:
             reply: ChunkReply = pending.future.result()
         except Exception as error:  # noqa: BLE001 - the server is down or answered an error: retry later
             self.report.request_errors += 1
-            self.report.last_error = str(error)
+            self.report.errors_since_chunk += 1
+            self.report.last_error = str(error).replace("\n", " ")
             self.next_request_at = now + self.retry_s
             return
         self.report.chunks += 1
+        self.report.errors_since_chunk = 0
         self.report.inference_ms += reply.inference_ms
         self.report.round_trip_ms += (reply.received_at - pending.sent_at) * 1000.0
         self.chunk_length = len(reply.actions)

@@ -164,6 +164,31 @@ def test_requests_are_retried_and_the_loop_resumes_when_the_server_answers_again
     assert np.all(gaps >= 0.1 - 1e-9)  # no hammering while the server is down
 
 
+def test_a_run_that_ends_while_the_server_is_down_reports_the_policy_lost():
+    client, _, _, _ = simulated_client(
+        lambda n, q: PolicyRpcError("Act", grpc.StatusCode.UNAVAILABLE, "Connection refused") if n >= 3
+        else (ramp(q, 1), 100.0), retry_s=0.1)
+    report = client.run(steps=40)
+    assert report.chunks == 3 and report.policy_lost
+    summary = report.summary()
+    assert summary.startswith(f"ticks 40 (act {report.modes[ACT]}, hold {report.modes[HOLD]}, stop 1, idle ")
+    assert "no reachable policy at the end" in summary and "Connection refused" in summary and "\n" not in summary
+
+
+def test_a_run_that_ends_after_the_server_came_back_is_not_lost():
+    client, _, _, _ = simulated_client(
+        lambda n, q: PolicyRpcError("Act", grpc.StatusCode.UNAVAILABLE, "down") if 3 <= n < 6 else (ramp(q, 1), 100.0),
+        retry_s=0.1)
+    report = client.run(steps=40)
+    assert report.request_errors == 3 and not report.policy_lost
+    assert "no reachable policy" not in report.summary()
+
+
+def test_a_run_that_never_got_a_chunk_is_lost():
+    client, _, _, _ = simulated_client(lambda n, q: PolicyRpcError("Act", grpc.StatusCode.UNAVAILABLE, "refused"))
+    assert client.run(steps=5).policy_lost
+
+
 def test_late_reply_skips_the_actions_whose_ticks_passed():
     clock, driver = FakeClock(), FakeDriver()
     future = Future()
