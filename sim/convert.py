@@ -23,11 +23,13 @@ import json
 import h5py
 import numpy as np
 
-from sim.dataset import DatasetError, DatasetWriter
+from sim.dataset import DatasetError
+from sim.dataset_output import dataset_output
 from sim.env import EnvConfig, VlaEnv, localize_asset_paths
 from sim.episode import Episode
 from sim.rollout import EpisodeRecorder
 from sim.tasks import TASKS
+from vla.dataset_file import attribute, child, has, member_names, open_hdf5, read
 
 _ROBOSUITE_TO_TASK = {"Lift": "lift", "Stack": "stack"}
 
@@ -40,48 +42,53 @@ def convert_robosuite_demos(source: str, out: str, *, task: str | None = None, i
     from sim.collect import env_args
 
     # Before the (slow) scene is built: an existing --out fails here, untouched.
-    writer = DatasetWriter(out, task, {**env_args(task, config), "converted_from": str(source)})
-    env = VlaEnv(task, config)
-    samples = unsuccessful = 0
-    try:
-        for name, states, actions, xml in _bar(demos, progress):
-            episode = _render_demo(env, states, actions, xml)
-            episode.extra_attrs = {"source_file": str(source), "source_demo": name,
-                                   "source_actions": json.dumps(actions.tolist())}
-            writer.write(episode)
-            samples += episode.num_samples
-            unsuccessful += not episode.success
-    finally:
-        env.close()
+    with (dataset_output(out, task, {**env_args(task, config), "converted_from": str(source)}) as writer,
+          VlaEnv(task, config) as env):
+        samples, unsuccessful = _convert_demos(env, demos, source, writer, progress)
     return {"demos": len(demos), "samples": samples, "unsuccessful": unsuccessful}
 
 
-def _read_source(source: str) -> tuple[list, str]:
-    def fail(why: str) -> DatasetError:
-        return DatasetError(f"{source} is not a robosuite demonstration file with /data/demo_*/states, "
-                            f"actions and a model_file attribute ({why})")
+def _convert_demos(env: VlaEnv, demos: list, source: str, writer, progress: bool) -> tuple[int, int]:
+    """Render and write every demo -> (frames written, demos that do not end in success)."""
+    samples = unsuccessful = 0
+    for name, states, actions, xml in _bar(demos, progress):
+        episode = _render_demo(env, states, actions, xml)
+        episode.extra_attrs = {"source_file": str(source), "source_demo": name,
+                               "source_actions": json.dumps(actions.tolist())}
+        writer.write(episode)
+        samples += episode.num_samples
+        unsuccessful += not episode.success
+    return samples, unsuccessful
 
-    try:
-        with h5py.File(source, "r") as f:
-            data = f.get("data")
-            if not isinstance(data, h5py.Group):
-                raise fail("no /data group")
-            env_name = _text(data.attrs.get("env", ""))
-            demos = []
-            for name in sorted(data, key=_index):
-                demo = data[name]
-                if not isinstance(demo, h5py.Group):
-                    raise fail(f"/data/{name} is not a group")
-                states, actions = demo["states"][()], demo["actions"][()]
-                if states.ndim != 2 or actions.ndim != 2 or len(states) != len(actions) or not len(states):
-                    raise fail(f"/data/{name} has states {states.shape} and actions {actions.shape}; "
-                               "expected (T, 1+nq+nv) and (T, A) with the same T >= 1")
-                demos.append((name, states, actions, _text(demo.attrs["model_file"])))
-    except (OSError, KeyError, ValueError, TypeError) as error:
-        raise fail(f"{type(error).__name__}: {error}") from error
+
+def _read_source(source: str) -> tuple[list, str]:
+    with open_hdf5(source) as f:
+        data = child(source, f, "data") if has(source, f, "data") else None
+        if not isinstance(data, h5py.Group):
+            raise _not_robosuite(source, "no /data group")
+        env_name = _text(attribute(source, data, "env", ""))
+        demos = [_read_source_demo(source, data, name) for name in sorted(member_names(source, data), key=_index)]
     if not demos:
         raise DatasetError(f"{source} holds no demos")
     return demos, env_name
+
+
+def _read_source_demo(source: str, data: h5py.Group, name: str) -> tuple[str, np.ndarray, np.ndarray, str]:
+    """(name, states, actions, model XML) of /data/<name>."""
+    demo = child(source, data, name)
+    xml = attribute(source, demo, "model_file", None)
+    if not isinstance(demo, h5py.Group) or xml is None or not all(has(source, demo, k) for k in ("states", "actions")):
+        raise _not_robosuite(source, f"/data/{name} is not a group with states, actions and a model_file attribute")
+    states, actions = read(source, demo, "states"), read(source, demo, "actions")
+    if states.ndim != 2 or actions.ndim != 2 or len(states) != len(actions) or not len(states):
+        raise _not_robosuite(source, f"/data/{name} has states {states.shape} and actions {actions.shape}; "
+                                     "expected (T, 1+nq+nv) and (T, A) with the same T >= 1")
+    return name, states, actions, _text(xml)
+
+
+def _not_robosuite(source: str, why: str) -> DatasetError:
+    return DatasetError(f"{source} is not a robosuite demonstration file with /data/demo_*/states, "
+                        f"actions and a model_file attribute ({why})")
 
 
 def _task_for(env_name: str, source: str) -> str:

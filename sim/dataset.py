@@ -32,6 +32,7 @@ import numpy as np
 
 from sim.episode import Episode
 from sim.journal import FileBusyError, PagedFile, journal_path, load_journal, write_session
+from vla.dataset_file import DatasetError, child, data_group, open_hdf5, read, reading, require_file
 
 LIBVER = ("v108", "latest")  # attributes > 64 KB (model_file) need the 1.8+ format
 VALID_EVERY = 10  # demo_9, demo_19, ... go to the validation mask
@@ -40,10 +41,6 @@ _DEMO_RE = re.compile(r"^demo_(\d+)$")
 DRIVEN_BY_ATTR = "driven_by"  # a DAgger demo's learner: it moved the robot, the expert's labels are the actions
 _RESERVED_ATTRS = ("num_samples", "model_file", "instruction", "seed", "goal", "success")
 _FIX = "Re-run `vla collect` or restore it from a backup"
-
-
-class DatasetError(Exception):
-    """A dataset file is missing, unreadable, or does not follow the layout."""
 
 
 @dataclass(frozen=True)
@@ -80,17 +77,15 @@ def split_masks(demo_names: list[str]) -> tuple[list[str], list[str]]:
 
 def _open_read(path: Path) -> h5py.File:
     """Open the last committed state read-only, without HDF5 file locking."""
-    if not path.is_file():
-        what = "is not a regular file" if path.exists() else "does not exist"
-        raise DatasetError(f"{path} {what}: check the path or run `vla collect` first")
+    require_file(path)
     try:
         journal = load_journal(path, path.stat().st_ino)
-        if journal is None:
-            return h5py.File(path, "r", locking=False)
-        return h5py.File(PagedFile(os.open(path, os.O_RDONLY), journal[0], pages=journal[1]), "r")
     except OSError as exc:
-        raise DatasetError(f"{path} is not a readable HDF5 file (truncated or corrupt?): "
-                           f"{exc}. {_FIX}") from exc
+        raise DatasetError(f"{journal_path(path)} cannot be read ({exc}): move it away to read {path} "
+                           "as last written, or restore both from a backup") from exc
+    if journal is None:
+        return open_hdf5(path)
+    return open_hdf5(path, PagedFile(os.open(path, os.O_RDONLY), journal[0], pages=journal[1]))
 
 
 def _sorted_demo_names(data: h5py.Group) -> list[str]:
@@ -100,16 +95,20 @@ def _sorted_demo_names(data: h5py.Group) -> list[str]:
 
 def _data_group(path: Path, f: h5py.File) -> h5py.Group:
     """Return /data after checking it exists and names its env."""
-    data = f.get("data")
-    if not isinstance(data, h5py.Group) or "env" not in data.attrs:
-        what = "no 'env' attribute on /data" if isinstance(data, h5py.Group) else "no /data group"
-        raise DatasetError(f"{path} has {what}: not a vla-stack/robomimic dataset")
+    data = data_group(path, f)
+    with reading(path, "/data"):
+        if "env" not in data.attrs:
+            raise DatasetError(f"{path} has no 'env' attribute on /data: not a vla-stack/robomimic dataset")
     return data
 
 
 def _demo_length(path: Path, name: str, g) -> int:
     """Validate one demo group; return T. Every per-step array must have length T."""
-    where = f"{path}: /data/{name}"
+    with reading(path, f"/data/{name}"):
+        return _checked_length(f"{path}: /data/{name}", g)
+
+
+def _checked_length(where: str, g) -> int:
     if not isinstance(g, h5py.Group):
         raise DatasetError(f"{where} is not a group. {_FIX}")
     for key in ("actions", "states", "obs"):
@@ -139,30 +138,29 @@ def open_dataset(path: str | os.PathLike) -> DatasetInfo:
     """Open and validate a dataset file; raise DatasetError naming any problem."""
     path = Path(path)
     with _open_read(path) as f:
-        try:
-            data = _data_group(path, f)
+        data = _data_group(path, f)
+        with reading(path, "/data"):
             env_args = json.loads(data.attrs.get("env_args", "{}"))
             names = _sorted_demo_names(data)
-            total = sum(_demo_length(path, n, data[n]) for n in names)
             env = str(_py_attr(data.attrs["env"]))
-            return DatasetInfo(path, env, env_args, tuple(names), total)
-        except (OSError, KeyError, RuntimeError, ValueError) as exc:
-            raise DatasetError(f"{path} is corrupt ({exc}). {_FIX}") from exc
+        total = sum(_demo_length(path, n, child(path, data, n)) for n in names)
+        return DatasetInfo(path, env, env_args, tuple(names), total)
 
 
 def _load_demo(path: Path, name: str, g: h5py.Group) -> Episode:
     """Load a demo group into an Episode (arrays keep their stored dtypes)."""
     t = _demo_length(path, name, g)
     attrs = {k: _py_attr(v) for k, v in g.attrs.items()}
+    obs = g["obs"]
     return Episode(
         seed=int(attrs.get("seed", 0)),
         instruction=str(attrs.get("instruction", "")),
         goal=json.loads(attrs.get("goal", "{}")),
-        actions=g["actions"][()],
-        observations={k: v[()] for k, v in g["obs"].items()},
-        states=g["states"][()],
-        rewards=g["rewards"][()] if "rewards" in g else np.zeros(t),
-        dones=g["dones"][()] if "dones" in g else np.zeros(t, dtype=np.int64),
+        actions=read(path, g, "actions"),
+        observations={k: read(path, obs, k) for k in obs},
+        states=read(path, g, "states"),
+        rewards=read(path, g, "rewards") if "rewards" in g else np.zeros(t),
+        dones=read(path, g, "dones") if "dones" in g else np.zeros(t, dtype=np.int64),
         subtasks=[str(s) for s in g["subtasks"].asstr()[()]] if "subtasks" in g else [""] * t,
         model_file=str(attrs.get("model_file", "")),
         success=bool(attrs.get("success", True)),
@@ -174,14 +172,12 @@ def read_episode(path: str | os.PathLike, demo_name: str) -> Episode:
     """Load every array and attribute of /data/<demo_name> into an Episode."""
     path = Path(path)
     with _open_read(path) as f:
-        try:
-            data = _data_group(path, f)
+        data = _data_group(path, f)
+        with reading(path, f"/data/{demo_name}"):
             if not _DEMO_RE.match(demo_name) or demo_name not in data:
                 have = ", ".join(_sorted_demo_names(data)[:5]) or "none"
                 raise DatasetError(f"{path} has no demo {demo_name!r} (demos: {have}...)")
             return _load_demo(path, demo_name, data[demo_name])
-        except (OSError, KeyError, RuntimeError, ValueError) as exc:
-            raise DatasetError(f"{path}: cannot read /data/{demo_name} ({exc}). {_FIX}") from exc
 
 
 def iter_episodes(path: str | os.PathLike) -> Iterator[Episode]:

@@ -90,7 +90,7 @@ def test_unknown_task_and_corrupt_file_give_clear_errors(tmp_path, capsys):
     garbage = tmp_path / "garbage.hdf5"
     garbage.write_bytes(b"not an hdf5 file" * 100)
     assert main(["replay", str(garbage)]) == 2
-    assert "not a readable HDF5 file" in capsys.readouterr().err
+    assert "cannot be opened as HDF5 (corrupt or not HDF5" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "missing.hdf5")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

@@ -143,24 +143,44 @@ def test_non_robosuite_file_is_rejected(tmp_path):
 def test_not_hdf5_is_rejected(tmp_path):
     src = tmp_path / "text.hdf5"
     src.write_text("not hdf5")
-    with pytest.raises(DatasetError, match="robosuite"):
+    with pytest.raises(DatasetError, match=r"text.hdf5 cannot be opened as HDF5 \(corrupt or not HDF5"):
         convert_robosuite_demos(str(src), str(tmp_path / "out.hdf5"), progress=False)
 
 
-def test_unknown_robosuite_env_needs_task(tmp_path):
-    src = tmp_path / "door.hdf5"
-    with h5py.File(src, "w") as f:
+def _robosuite_file(path, env: str, states: np.ndarray, **storage) -> str:
+    """A robosuite-format file with one demo (demo_1) of these states, stored with h5py's `storage` options."""
+    with h5py.File(path, "w") as f:
         data = f.create_group("data")
-        data.attrs["env"] = "Door"
+        data.attrs["env"] = env
         demo = data.create_group("demo_1")
         demo.attrs["model_file"] = "<mujoco/>"
-        demo.create_dataset("states", data=np.zeros((2, 5)))
-        demo.create_dataset("actions", data=np.zeros((2, 7)))
+        demo.create_dataset("states", data=states, **storage)
+        demo.create_dataset("actions", data=np.zeros((len(states), 7)))
+    return str(path)
+
+
+def test_unknown_robosuite_env_needs_task(tmp_path):
+    src = _robosuite_file(tmp_path / "door.hdf5", "Door", np.zeros((2, 5)))
     dst = tmp_path / "out.hdf5"
     with pytest.raises(ValueError, match="--task") as error:
-        convert_robosuite_demos(str(src), str(dst), image_size=IMAGE, progress=False)
+        convert_robosuite_demos(src, str(dst), image_size=IMAGE, progress=False)
     assert "Door" in str(error.value)
     assert all(task in str(error.value) for task in TASKS)
+    assert not dst.exists()
+
+
+def test_a_damaged_source_names_its_unreadable_demo(tmp_path):
+    src = _robosuite_file(tmp_path / "rotted.hdf5", "Lift", np.random.default_rng(0).normal(size=(40, 5)),
+                          compression="gzip")
+    with h5py.File(src, "r") as f:
+        chunk = f["data/demo_1/states"].id.get_chunk_info(0)
+    raw = bytearray(open(src, "rb").read())
+    raw[chunk.byte_offset + 10:chunk.byte_offset + 74] = b"\xab" * 64
+    open(src, "wb").write(bytes(raw))
+    dst = tmp_path / "out.hdf5"
+    with pytest.raises(DatasetError, match=r"rotted.hdf5: /data/demo_1/states cannot be read \(OSError: .*\); "
+                                           "the file is damaged"):
+        convert_robosuite_demos(src, str(dst), progress=False)
     assert not dst.exists()
 
 

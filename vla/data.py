@@ -16,6 +16,7 @@ from sim.tasks import Goal
 from vla.action_space import to_model
 from vla.batch import Batch
 from vla.config import DataConfig
+from vla.dataset_file import DatasetError, attribute, child, data_group, has, member_names, open_hdf5, read
 from vla.normalization import NormStats
 from vla.tokenizer import ActionTokenizer
 
@@ -44,14 +45,15 @@ def load_demos(paths: list[str], config: DataConfig, with_objects: bool = False
 
     train, valid = [], []
     for path in paths:
-        with _open(path) as f:
-            valid_names = {n.decode() if isinstance(n, bytes) else n for n in f["mask/valid"][()]} \
-                if "mask/valid" in f else set()
-            locate = _object_locator(path, f, config) if with_objects else None
-            for name in f["data"]:
-                demo = _read_demo(path, f["data"][name], config)
+        with open_hdf5(path) as f:
+            data = data_group(path, f)
+            valid_names = _valid_names(path, f)
+            locate = _object_locator(path, data, config) if with_objects else None
+            for name in member_names(path, data):
+                group = child(path, data, name)
+                demo = _read_demo(path, group, config)
                 if locate is not None:
-                    demo.task, demo.goal, demo.cubes, demo.cube_pixels = locate(f["data"][name])
+                    demo.task, demo.goal, demo.cubes, demo.cube_pixels = locate(group)
                     demo.objects = goal_slots(demo.cubes, demo.goal)
                     demo.goal_pixels = per_goal_slot(demo.cube_pixels, demo.goal)
                 (valid if name in valid_names else train).append(demo)
@@ -60,14 +62,14 @@ def load_demos(paths: list[str], config: DataConfig, with_objects: bool = False
     return train, valid
 
 
-def _open(path: str) -> h5py.File:
-    try:
-        return h5py.File(path, "r", locking=False)
-    except (OSError, FileNotFoundError) as error:
-        raise ValueError(f"cannot read dataset {path}: {error}; pass files made by `vla collect`") from error
+def _valid_names(path: str, f: h5py.File) -> set[str]:
+    """The demos /mask/valid holds out for validation (none without it)."""
+    if not has(path, f, "mask/valid"):
+        return set()
+    return {n.decode() if isinstance(n, bytes) else n for n in read(path, f, "mask/valid")}
 
 
-def _object_locator(path: str, f: h5py.File, config: DataConfig):
+def _object_locator(path: str, data: h5py.Group, config: DataConfig):
     """A function demo group -> (task, goal, colour -> (T, 3) every cube relative to the gripper, world
     frame, colour -> (T, N_cam, 2) its pixel position in each camera), for the scene this file was recorded in."""
     import json
@@ -75,49 +77,50 @@ def _object_locator(path: str, f: h5py.File, config: DataConfig):
     from sim.camera_projection import CameraProjector
     from sim.object_positions import cube_positions, cube_qpos_addresses
 
-    demos = list(f["data"])
+    demos = member_names(path, data)
+    env_args = attribute(path, data, "env_args")
+    model_xml = attribute(path, child(path, data, demos[0]), "model_file") if demos else None
     try:
-        task = json.loads(f["data"].attrs["env_args"])["task"]
-        model_xml = f["data"][demos[0]].attrs["model_file"] if demos else None
+        task = json.loads(env_args)["task"]
         addresses = cube_qpos_addresses(task, model_xml) if demos else {}
         projector = CameraProjector(model_xml, config.cameras, config.image_size) if demos else None
-    except (KeyError, IndexError, ValueError) as error:
-        raise ValueError(f"{path}: cannot tell where the cubes are ({error}); --object-loss and "
-                         "--goal-keypoint-loss need files recorded by `vla collect` (env_args with the task, model_file and states per demo)") from error
+    except (KeyError, ValueError) as error:
+        raise DatasetError(f"{path}: cannot tell where the cubes are ({error}); --object-loss and "
+                           "--goal-keypoint-loss need files recorded by `vla collect` (env_args with the task, model_file and states per demo)") from error
 
     def locate(group: h5py.Group) -> tuple[str, Goal, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        gripper, states = read(path, group, "obs/robot0_eef_pos"), read(path, group, "states")
+        goal_json = attribute(path, group, "goal")
         try:
-            goal = Goal.from_dict(json.loads(group.attrs["goal"]))
-            gripper = group["obs/robot0_eef_pos"][()]
-            states = group["states"][()]
+            goal = Goal.from_dict(json.loads(goal_json))
             world = cube_positions(addresses, states)
-            cubes = {color: xyz - gripper for color, xyz in world.items()}
-            return task, goal, cubes, projector.pixels(states, world)
+            pixels = projector.pixels(states, world)
         except (KeyError, ValueError) as error:
-            raise ValueError(f"{path}:{group.name}: cannot tell where the goal's cubes are ({error}); --object-loss "
-                             "and --goal-keypoint-loss need its goal, states and obs/robot0_eef_pos as `vla collect` writes them") from error
+            raise DatasetError(f"{path}:{group.name}: cannot tell where the goal's cubes are ({error}); --object-loss "
+                               "and --goal-keypoint-loss need its goal, states and obs/robot0_eef_pos as `vla collect` writes them") from error
+        return task, goal, {color: xyz - gripper for color, xyz in world.items()}, pixels
 
     return locate
 
 
 def _read_demo(path: str, group: h5py.Group, config: DataConfig) -> Demo:
-    obs = group["obs"]
-    missing = [f"obs/{c}_image" for c in config.cameras if f"{c}_image" not in obs]
-    missing += [f"obs/{k}" for k in config.state_keys if k not in obs]
+    obs = child(path, group, "obs")
+    missing = [f"obs/{c}_image" for c in config.cameras if not has(path, obs, f"{c}_image")]
+    missing += [f"obs/{k}" for k in config.state_keys if not has(path, obs, k)]
     if missing:
-        raise ValueError(f"{path}:{group.name} lacks {missing}; the model expects cameras {list(config.cameras)}")
-    images = np.stack([obs[f"{c}_image"][()] for c in config.cameras], axis=1)  # (T, N, H, W, 3)
+        raise DatasetError(f"{path}:{group.name} lacks {missing}; the model expects cameras {list(config.cameras)}")
+    images = np.stack([read(path, obs, f"{c}_image") for c in config.cameras], axis=1)  # (T, N, H, W, 3)
     if images.shape[2:4] != (config.image_size, config.image_size):
-        raise ValueError(f"{path}:{group.name} images are {images.shape[2]}x{images.shape[3]}, the model expects "
-                         f"{config.image_size}x{config.image_size}; collect with --image-size {config.image_size}")
-    actions = group["actions"][()].astype(np.float64)
+        raise DatasetError(f"{path}:{group.name} images are {images.shape[2]}x{images.shape[3]}, the model expects "
+                           f"{config.image_size}x{config.image_size}; collect with --image-size {config.image_size}")
+    actions = read(path, group, "actions").astype(np.float64)
     if actions.shape[1] != config.action_dim:
-        raise ValueError(f"{path}:{group.name} actions have {actions.shape[1]} dims, expected {config.action_dim}")
-    subtasks = [s.decode() if isinstance(s, bytes) else str(s) for s in group["subtasks"][()]] \
-        if "subtasks" in group else [""] * len(actions)
-    instruction = group.attrs.get("instruction", "")
+        raise DatasetError(f"{path}:{group.name} actions have {actions.shape[1]} dims, expected {config.action_dim}")
+    subtasks = [s.decode() if isinstance(s, bytes) else str(s) for s in read(path, group, "subtasks")] \
+        if has(path, group, "subtasks") else [""] * len(actions)
+    instruction = attribute(path, group, "instruction", "")
     return Demo(images=np.ascontiguousarray(images.transpose(0, 1, 4, 2, 3)),
-                states=np.concatenate([obs[k][()] for k in config.state_keys], axis=1).astype(np.float64),
+                states=np.concatenate([read(path, obs, k) for k in config.state_keys], axis=1).astype(np.float64),
                 actions=actions, instruction=instruction.decode() if isinstance(instruction, bytes) else instruction,
                 subtasks=subtasks)
 

@@ -42,7 +42,10 @@ class WordTokenizer:
         path = Path(directory) / FILE_NAME
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: the checkpoint has no text tokenizer")
-        return WordTokenizer(Tokenizer.from_file(str(path)))
+        try:
+            return WordTokenizer(Tokenizer.from_file(str(path)))
+        except Exception as error:  # noqa: BLE001 - tokenizers raises a bare Exception on a file it cannot parse
+            raise ValueError(f"{path} is corrupt or from another version: {error}") from error
 
     def save(self, directory: str | Path) -> None:
         self._tok.save(str(Path(directory) / FILE_NAME))
