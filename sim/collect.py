@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 
 from sim.action_noise import ActionNoise
 from sim.backend import joint_position_controller_config
-from sim.dataset import DRIVEN_BY_ATTR, DatasetWriter
+from sim.dataset import DRIVEN_BY_ATTR
+from sim.dataset_output import dataset_output
 from sim.env import EnvConfig
 from sim.parallel import WorkerSpec, run_seeds
 from sim.policy_loader import CORRECTIVE_ALIGNS_YAW, PolicyOptions
@@ -61,15 +62,26 @@ def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int =
         raise ValueError(f"a learner's states can only be labelled by an expert that acts from the current state "
                          f"({', '.join(CORRECTIVE_ALIGNS_YAW)}), not {policy!r}")
     attrs = {**env_args(task, env_config), "demonstrator": policy, **({"learner": learner} if learner else {})}
-    writer = DatasetWriter(out, task, attrs, append=append)
     spec = WorkerSpec(task=task, policy=learner or policy, env_config=env_config, record=True, noise=noise,
                       policy_options=learner_options, labeller=policy if learner else None)
     max_attempts = episodes if learner else MAX_ATTEMPTS_PER_EPISODE * episodes
     started = time.perf_counter()
+    with dataset_output(out, task, attrs, append=append) as writer:
+        results = run_seeds(spec, itertools.islice(itertools.count(seed), max_attempts), workers)
+        kept, failed, first_demo = _keep_episodes(results, writer, episodes, learner, _bar(episodes, progress))
+        if kept < episodes:  # raised inside: a file this run created and left empty is removed
+            saved = f"{kept} were saved to {out}" if kept else "none was saved"
+            raise RuntimeError(f"only {kept} of {episodes} episodes succeeded in {max_attempts} attempts "
+                               f"({failed} failed); {saved}")
+    attempts = kept if learner else kept + failed
+    return CollectReport(out, kept, failed, attempts, time.perf_counter() - started, first_demo)
+
+
+def _keep_episodes(results, writer, episodes: int, learner: str | None, bar) -> tuple[int, int, str | None]:
+    """Write the successful results (every one with a learner) until `episodes` are kept; then stop the
+    workers. -> (kept, failed, name of the first demo written)."""
     kept = failed = 0
     first_demo = None
-    bar = _bar(episodes, progress)
-    results = run_seeds(spec, itertools.islice(itertools.count(seed), max_attempts), workers)
     try:
         for result in results:
             failed += not result.success
@@ -86,11 +98,7 @@ def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int =
     finally:
         results.close()
         bar.close()
-    if kept < episodes:
-        raise RuntimeError(f"only {kept} of {episodes} episodes succeeded in {max_attempts} attempts "
-                           f"({failed} failed); {kept} were saved to {out}")
-    attempts = kept if learner else kept + failed
-    return CollectReport(out, kept, failed, attempts, time.perf_counter() - started, first_demo)
+    return kept, failed, first_demo
 
 
 def _bar(total: int, enabled: bool):

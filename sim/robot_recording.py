@@ -8,12 +8,14 @@ file trains (`vla train`) and replays (`vla replay`) like one written by `vla co
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ContextManager
 
 import numpy as np
 
 from robots.driver import SimDriver
 from sim.collect import env_args
 from sim.dataset import DatasetWriter
+from sim.dataset_output import dataset_output
 from sim.episode import Episode
 from sim.rollout import EpisodeRecorder
 
@@ -48,8 +50,9 @@ class RecordingDriver:
         return self.recorder.to_episode(self.driver.env, subtasks, self.driver.is_success())
 
 
-def open_recording(path: str | Path, env) -> DatasetWriter:
-    """The dataset a run records into: created, or appended to when it exists (same task only).
-    Opened before the robot moves, so a wrong file is reported before anything is lost."""
+def recording_output(path: str | Path, env) -> ContextManager[DatasetWriter]:
+    """The dataset a run records into (a context): created, and removed again if the run records nothing,
+    or appended to when it exists (same task only). Opened before the robot moves, so a wrong file is
+    reported before anything is lost."""
     path = Path(path)
-    return DatasetWriter(path, env.task.name, env_args(env.task.name, env.config), append=path.exists())
+    return dataset_output(path, env.task.name, env_args(env.task.name, env.config), append=path.exists())

@@ -179,3 +179,66 @@ def test_vla_robot_refuses_a_recording_file_of_another_task_before_moving(server
     captured = capsys.readouterr()
     assert code != 0 and "holds env 'stack'" in captured.err and "ticks" not in captured.out
     assert open_dataset(out).num_demos == 0
+
+
+def test_vla_robot_exits_nonzero_with_a_summary_when_its_server_died(spec, capsys):
+    import threading
+
+    from vla.cli import main
+
+    served = threading.Semaphore(0)
+
+    class CountingHold(HoldPolicy):
+        def act(self, observation):
+            served.release()
+            return super().act(observation)
+
+    dying = serve(CountingHold, spec, "127.0.0.1", 0)
+    dying.wait_ready(5)
+
+    def kill_after_three_chunks():
+        for _ in range(3):
+            served.acquire(timeout=60)
+        dying.stop(grace=0)  # never restarted
+
+    killer = threading.Thread(target=kill_after_three_chunks)
+    killer.start()
+    try:
+        code = main(["robot", "--server", f"127.0.0.1:{dying.port}", "--task", "lift", "--steps", "50",
+                     "--image-size", str(IMAGE)])
+    finally:
+        killer.join()
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    assert code == 1 and len(errors) == 1, captured
+    assert errors[0].startswith("vla robot: error: ticks 50 (act ") and "stop 1" in errors[0]
+    assert "no reachable policy at the end" in errors[0] and "UNAVAILABLE" in errors[0]
+
+
+def test_vla_robot_exits_nonzero_when_no_server_ever_answered(capsys):
+    import socket
+
+    from vla.cli import main
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(["robot", "--server", f"127.0.0.1:{port}", "--task", "lift", "--steps", "5",
+                 "--image-size", str(IMAGE)])
+    err = capsys.readouterr().err
+    assert code == 1 and "chunks 0" in err and "no reachable policy at the end" in err
+
+
+def test_vla_robot_record_leaves_no_new_file_when_nothing_was_recorded(capsys, tmp_path):
+    import socket
+
+    from vla.cli import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "robot.hdf5"
+    code = main(["robot", "--server", f"127.0.0.1:{port}", "--task", "lift", "--steps", "3",
+                 "--image-size", str(IMAGE), "--record", str(out)])
+    assert code == 1 and "nothing recorded" in capsys.readouterr().out
+    assert not out.exists()  # a rerun with another --task is not refused by an empty file of this one

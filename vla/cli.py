@@ -8,6 +8,9 @@ import os
 import sys
 
 from vla.cli_options import add_policy_options, add_run_options, env_config, policy_options
+from vla.cli_types import (ACTION_NOISE_RAD, BENCH_SECONDS, CHUNK_SIZE, IMAGE_SIZE, LEARNING_RATE,
+                           NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_INT, SEED, SHARE_BELOW_ONE,
+                           SOAK_CLIENTS, SOAK_HZ, UNIT_INTERVAL)
 from vla.cli_wire import add_robot_parser, add_serve_parser
 
 
@@ -149,8 +152,8 @@ def _bench_serve(args) -> dict:
     from policies import bench_serve
     from policies.bench_serve_report import format_serve, format_serve_policy
 
-    options = {"seconds": args.seconds, "repeats": 3 if args.repeats is None else args.repeats,
-               "progress": None if args.quiet else (lambda message: print(message, file=sys.stderr))}
+    options = {"seconds": 3.0 if args.seconds is None else args.seconds,
+               "repeats": 3 if args.repeats is None else args.repeats, "progress": _progress(args)}
     if args.policy:
         report = bench_serve.bench_serve_policy(args.policy, **options)
         print(format_serve_policy(report))
@@ -160,9 +163,24 @@ def _bench_serve(args) -> dict:
     return report
 
 
+def _bench_soak(args) -> dict:
+    """`vla bench soak`: robots at a fixed rate against `vla serve --policy P` (default hold) on loopback."""
+    from benchmarks.soak import SoakConfig, format_soak, run_soak
+
+    config = SoakConfig(policy=args.policy or "hold", clients=args.clients, hz=args.hz,
+                        seconds=60.0 if args.seconds is None else args.seconds)
+    report = run_soak(config, progress=_progress(args))
+    print(format_soak(report))
+    return report
+
+
+def _progress(args):
+    return None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+
+
 def cmd_bench(args) -> int:
-    if args.policy and args.what != "serve":
-        raise ValueError(f"--policy belongs to `vla bench serve`, not `vla bench {args.what}`")
+    if args.policy and args.what not in ("serve", "soak"):
+        raise ValueError(f"--policy belongs to `vla bench serve` and `vla bench soak`, not `vla bench {args.what}`")
     if args.what == "inference":
         from vla.bench_inference import bench_inference, format_inference
 
@@ -170,6 +188,8 @@ def cmd_bench(args) -> int:
         print(format_inference(report))
     elif args.what == "serve":
         report = _bench_serve(args)
+    elif args.what == "soak":
+        report = _bench_soak(args)
     else:
         from sim.bench import bench_sim, format_bench
 
@@ -213,10 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_collect_parser(sub) -> None:
     p = sub.add_parser("collect", help="record successful scripted-expert demonstrations to HDF5")
     p.add_argument("--task", required=True)
-    p.add_argument("--episodes", type=int, required=True, help="number of successful episodes to keep")
+    p.add_argument("--episodes", type=POSITIVE_INT, required=True, help="number of successful episodes to keep")
     p.add_argument("--out", required=True, help="output .hdf5 file")
     p.add_argument("--append", action="store_true", help="add episodes to an existing --out file")
-    p.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
+    p.add_argument("--action-noise", type=ACTION_NOISE_RAD, default=0.0, metavar="RAD",
                    help="execute the expert's joint targets with a drifting offset of this standard deviation "
                         "and record the clean targets (DART-style recovery demos; 0: none)")
     p.add_argument("--expert-yaw", choices=("aligned", "fixed"), default="aligned",
@@ -236,7 +256,7 @@ def _add_select_parser(sub) -> None:
     p.add_argument("--task", action="append", required=True, help="task to evaluate on (repeatable)")
     p.add_argument("--snapshot", action="append", metavar="NAME", help="only this snapshot, e.g. step_002000-ema "
                    "(repeatable; default: all)")
-    p.add_argument("--episodes", type=int, default=20, help="episodes per task and snapshot")
+    p.add_argument("--episodes", type=POSITIVE_INT, default=20, help="episodes per task and snapshot")
     p.add_argument("--json", help="write the ranking (JSON) here")
     add_policy_options(p)
     add_run_options(p)
@@ -247,8 +267,8 @@ def _add_offline_error_parser(sub) -> None:
     p = sub.add_parser("offline-error", help="a checkpoint's joint-target error on a dataset's validation demos")
     p.add_argument("--policy", required=True, help="default | CHECKPOINT_DIR")
     p.add_argument("--data", required=True, help="dataset .hdf5 (its /mask/valid demos are scored)")
-    p.add_argument("--every", type=int, default=6, help="score every N-th frame")
-    p.add_argument("--demos", type=int, default=6, help="at most this many validation demos")
+    p.add_argument("--every", type=POSITIVE_INT, default=6, help="score every N-th frame")
+    p.add_argument("--demos", type=POSITIVE_INT, default=6, help="at most this many validation demos")
     p.add_argument("--json", help="write the report (JSON) here")
     p.set_defaults(func=cmd_offline_error)
 
@@ -260,7 +280,7 @@ def _add_eval_parser(sub) -> None:
                    "grpc://HOST:PORT (token from $VLA_TOKEN) | replay:FILE[#DEMO] (one demo played blind: "
                    "the open-loop baseline)")
     add_policy_options(p)
-    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--episodes", type=POSITIVE_INT, default=10)
     p.add_argument("--json", help="write the report (JSON) here")
     p.add_argument("--video", metavar="DIR", help="write one mp4 per episode into DIR")
     add_run_options(p)
@@ -284,7 +304,7 @@ def _add_convert_parser(sub) -> None:
     p.add_argument("input")
     p.add_argument("--out", required=True)
     p.add_argument("--task", help="task name; default: from the file's robosuite env name")
-    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--image-size", type=IMAGE_SIZE, default=128)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_convert)
 
@@ -297,35 +317,36 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--decoding", choices=["parallel", "autoregressive", "regression"], default="parallel",
                    help="action tokens in one pass or one by one, or a continuous L1 head on the same "
                         "one-pass queries (tiny backbone)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--chunk-size", type=int, default=8)
+    p.add_argument("--steps", type=POSITIVE_INT, default=2000)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=32)
+    p.add_argument("--lr", type=LEARNING_RATE, default=3e-4)
+    p.add_argument("--chunk-size", type=CHUNK_SIZE, default=8)
     p.add_argument("--action-mode", choices=["absolute", "delta"], default="absolute",
                    help="joint targets as recorded, or relative to the joints at the chunk's start")
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank for Hugging Face backbones (0: full)")
+    p.add_argument("--image-size", type=IMAGE_SIZE, default=128)
+    p.add_argument("--lora-rank", type=NON_NEGATIVE_INT, default=0,
+                   help="LoRA rank for Hugging Face backbones (0: full)")
     p.add_argument("--subtasks", action="store_true", help="condition on the dataset's subtask phrases "
                    "(for hierarchical policies; a flat policy is trained without)")
     p.add_argument("--skip-idle-frames", action="store_true",
                    help="leave out frames where the robot rests and the command repeats (timed waits of the demos)")
-    p.add_argument("--state-noise", type=float, default=0.0, metavar="S",
+    p.add_argument("--state-noise", type=UNIT_INTERVAL, default=0.0, metavar="S",
                    help="training only: Gaussian noise of std S on the normalized proprio state (range [-1, 1]; "
                         "e.g. 0.1), so the model steers back to the demos' path instead of following its own drift")
     _add_tiny_model_options(p)
-    p.add_argument("--relabel-goals", type=float, default=0.0, metavar="P",
+    p.add_argument("--relabel-goals", type=SHARE_BELOW_ONE, default=0.0, metavar="P",
                    help="with an object head: a share P of the samples of multi-cube tasks (pick-color, place-color, "
                         "stack) names another goal of the task; they train the head to find that goal's cubes and "
                         "nothing else, so it reads the colour words rather than where the arm heads (e.g. 0.5)")
-    p.add_argument("--image-shift", type=int, default=6, metavar="PX",
+    p.add_argument("--image-shift", type=NON_NEGATIVE_INT, default=6, metavar="PX",
                    help="augmentation: shift each training image by up to PX pixels (default 6; 0: off)")
-    p.add_argument("--save-every", type=int, default=500)
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--snapshot-every", type=int, default=0, metavar="N",
+    p.add_argument("--save-every", type=POSITIVE_INT, default=500)
+    p.add_argument("--eval-every", type=POSITIVE_INT, default=250)
+    p.add_argument("--snapshot-every", type=NON_NEGATIVE_INT, default=0, metavar="N",
                    help="also keep the weights of every N-th step in OUT/snapshots/step_NNNNNN (for `vla select`)")
-    p.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
+    p.add_argument("--ema-decay", type=SHARE_BELOW_ONE, default=0.0, metavar="D",
                    help="with --snapshot-every, also snapshot a moving average of the weights (e.g. 0.999)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="fine-tune: start from this checkpoint (`default`, a directory): its weights, model and "
@@ -336,13 +357,13 @@ def _add_train_parser(sub) -> None:
 
 def _add_tiny_model_options(p) -> None:
     """The tiny backbone's model options (read back by _tiny_config)."""
-    p.add_argument("--image-grid", type=int, metavar="G",
+    p.add_argument("--image-grid", type=POSITIVE_INT, metavar="G",
                    help="tiny backbone: G x G image tokens per camera (default 4; at most image size / 16)")
-    p.add_argument("--keypoints", type=int, metavar="K",
+    p.add_argument("--keypoints", type=NON_NEGATIVE_INT, metavar="K",
                    help="tiny backbone: K spatial-softmax keypoints per camera, 8 per extra token (default 0)")
     p.add_argument("--gripper-tokens", action="store_true",
                    help="with --decoding regression: regress the joints, keep the gripper command an action token")
-    p.add_argument("--object-loss", type=float, metavar="W",
+    p.add_argument("--object-loss", type=NON_NEGATIVE_FLOAT, metavar="W",
                    help="tiny backbone: also predict where the goal's cubes are (privileged sim state, training "
                         "only) with weight W (e.g. 1; default 0: off), so the image encoder learns to localize them")
     p.add_argument("--object-token", choices=("predicted", "teacher"),
@@ -356,25 +377,31 @@ def _add_tiny_model_options(p) -> None:
                    help="tiny backbone: the instruction's words give, per camera, a query for the cube to pick and "
                         "one for the cube to put it on; where on the image features each matches best becomes a "
                         "token (a spatial soft-argmax with a language-given query)")
-    p.add_argument("--goal-keypoint-loss", type=float, metavar="W",
+    p.add_argument("--goal-keypoint-loss", type=NON_NEGATIVE_FLOAT, metavar="W",
                    help="with --goal-keypoints: train each keypoint's attention onto the 4x4-pixel patch where "
                         "the goal's cube is in that image (privileged sim state, training only), weight W (e.g. 1)")
 
 
 def _add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim", "inference", "serve"],
+    p.add_argument("what", choices=["sim", "inference", "serve", "soak"],
                    help="sim: env steps/s, ours vs robosuite defaults; inference: predict latency of the tiny VLA; "
-                        "serve: gRPC serving latency/throughput vs websocket+msgpack and FastAPI+JSON servers")
+                        "serve: gRPC serving latency/throughput vs websocket+msgpack and FastAPI+JSON servers; "
+                        "soak: robots at a fixed rate against `vla serve` on loopback for a while: errors, "
+                        "latency tail, server memory")
     p.add_argument("--json")
     p.add_argument("--task", default="lift")
-    p.add_argument("--steps", type=int, default=100, help="sim: env steps timed per side")
-    p.add_argument("--repeats", type=int, help="inference: predict calls timed per mode (default 50); "
+    p.add_argument("--steps", type=POSITIVE_INT, default=100, help="sim: env steps timed per side")
+    p.add_argument("--repeats", type=POSITIVE_INT, help="inference: predict calls timed per mode (default 50); "
                    "serve: times each figure is measured (default 3)")
-    p.add_argument("--seconds", type=float, default=3.0, help="serve: seconds per measurement")
-    p.add_argument("--quiet", action="store_true", help="serve: no progress lines")
+    p.add_argument("--seconds", type=BENCH_SECONDS, help="serve: seconds per measurement (default 3); soak: "
+                   "seconds in all (default 60)")
+    p.add_argument("--quiet", action="store_true", help="serve, soak: no progress lines")
     p.add_argument("--policy", help="serve: serve this checkpoint (default or a directory) instead of the null "
-                   "policy, gRPC batching the sessions' forward passes")
+                   "policy, gRPC batching the sessions' forward passes; soak: the policy `vla serve` serves "
+                   "(default hold)")
+    p.add_argument("--clients", type=SOAK_CLIENTS, default=4, help="soak: robots, one session each")
+    p.add_argument("--hz", type=SOAK_HZ, default=30.0, help="soak: Act calls per second per robot")
     p.set_defaults(func=cmd_bench)
 
 
@@ -383,14 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:  # DatasetError is a ValueError
         print(f"vla {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except Exception as error:  # noqa: BLE001 - datasets raise their own error type
-        if type(error).__name__ == "DatasetError":
-            print(f"vla {args.command}: error: {error}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import math
+
+from vla.cli_types import ENSEMBLE_DECAY, IMAGE_SIZE, NON_NEGATIVE_INT, POSITIVE_INT, SEED, WORKERS
 
 
 def env_config(args):
@@ -14,16 +15,17 @@ def env_config(args):
 
 def add_policy_options(p) -> None:
     p.add_argument("--flat", action="store_true", help="checkpoints: run the controller without the planner")
-    p.add_argument("--execute-steps", type=int, help="checkpoints: actions run per chunk (default: half)")
+    p.add_argument("--execute-steps", type=POSITIVE_INT, help="checkpoints: actions run per chunk (default: half)")
     p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
-    p.add_argument("--plan-every", type=int, default=8, help="checkpoints: control steps between planner calls")
+    p.add_argument("--plan-every", type=POSITIVE_INT, default=8,
+                   help="checkpoints: control steps between planner calls")
     p.add_argument("--forward-planner", action="store_true",
                    help="checkpoints: the planner never goes back to an earlier phase (reach, grasp, lift, move "
                         "above, lower, release)")
-    p.add_argument("--phase-timeout", type=int, default=0, metavar="STEPS",
+    p.add_argument("--phase-timeout", type=NON_NEGATIVE_INT, default=0, metavar="STEPS",
                    help="checkpoints: once the planner has kept one subtask for STEPS control steps, the "
                         "controller acts without it until the planner moves on (0: off)")
-    p.add_argument("--ensemble-decay", type=float, default=0.1,
+    p.add_argument("--ensemble-decay", type=ENSEMBLE_DECAY, default=0.1,
                    help="with --ensemble: the i-th oldest prediction weighs exp(-DECAY * i); < 0 favours the newest")
     p.add_argument("--readout", choices=["argmax", "mean"], default="argmax",
                    help="checkpoints: each action token's likeliest bin, or its expected value (parallel decoding)")
@@ -34,8 +36,6 @@ def add_policy_options(p) -> None:
 def policy_options(args):
     from sim.policy_loader import PolicyOptions
 
-    if not math.isfinite(args.ensemble_decay):
-        raise ValueError(f"--ensemble-decay must be a finite number, got {args.ensemble_decay}")
     return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
                          plan_every=args.plan_every, ensemble_decay=args.ensemble_decay,
                          gripper_latch=args.gripper_latch, readout=args.readout,
@@ -43,7 +43,7 @@ def policy_options(args):
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--seed", type=SEED, default=0, help="episode i uses seed SEED+i")
+    p.add_argument("--workers", type=WORKERS, default=1)
+    p.add_argument("--image-size", type=IMAGE_SIZE, default=128)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

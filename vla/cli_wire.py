@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 from vla.cli_options import add_policy_options, policy_options
+from vla.cli_types import (BATCH_WAIT_MS, IMAGE_SIZE, MAX_CONCURRENT, MAX_STREAMS, PORT, POSITIVE_INT, SEED,
+                           STREAM_IDLE_S)
 
 
 def _serve_spec(args):
@@ -22,8 +27,6 @@ def _serve_spec(args):
 
 
 def _set_torch_threads(threads: int) -> None:
-    if threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {threads}")
     import torch
 
     torch.set_num_threads(threads)
@@ -32,6 +35,7 @@ def _set_torch_threads(threads: int) -> None:
 def cmd_serve(args) -> int:
     from dataclasses import replace
 
+    from policies.rpc_guards import StreamLimits
     from policies.server import per_session_copies, serve, wait_for_stop_signal
     from robots.transport import TlsConfig, read_token_file
     from sim.policy_loader import make_policy
@@ -43,8 +47,10 @@ def cmd_serve(args) -> int:
         raise ValueError("a grpc:// policy is already served; serve the checkpoint itself")
     if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
         raise ValueError("--tls-cert and --tls-key go together (and --tls-client-ca needs them)")
-    if args.batch_wait_ms < 0:
-        raise ValueError(f"--batch-wait-ms must be >= 0, got {args.batch_wait_ms}")
+    if args.streams_per_peer > args.max_streams:
+        raise ValueError(f"--streams-per-peer ({args.streams_per_peer}) cannot exceed --max-streams "
+                         f"({args.max_streams})")
+    streams = StreamLimits(args.max_streams, args.streams_per_peer, args.stream_idle_s)
     if args.threads is not None:
         _set_torch_threads(args.threads)
     spec = _serve_spec(args)
@@ -53,7 +59,7 @@ def cmd_serve(args) -> int:
     options = replace(policy_options(args), max_batch=args.max_concurrent, batch_wait_ms=args.batch_wait_ms)
     factory = per_session_copies(lambda: make_policy(args.policy, None, options))
     handle = serve(factory, spec, args.host, args.port, token=token, tls=tls, max_concurrent=args.max_concurrent,
-                   batch_wait_ms=args.batch_wait_ms, model_name=args.policy)
+                   batch_wait_ms=args.batch_wait_ms, model_name=args.policy, stream_limits=streams)
     print(f"vla.v1.PolicyService: {args.policy} for {spec.name} on {args.host}:{handle.port} "
           f"({'mutual TLS' if args.tls_client_ca else 'TLS' if tls else 'plaintext'}, "
           f"{'token required' if token else 'no token'}); loading the policy ...", flush=True)
@@ -74,26 +80,26 @@ def cmd_robot(args) -> int:
     from robots.spec import get_robot_spec
     from robots.transport import read_token_file
     from sim.env import VlaEnv
+    from sim.robot_recording import RecordingDriver, recording_output
 
     spec = get_robot_spec(args.robot, image_size=args.image_size)
     token = read_token_file(args.token_file) if args.token_file else None
     root_cert = Path(args.tls_ca).read_bytes() if args.tls_ca else None
-    env = VlaEnv(args.task, image_size=args.image_size)
-    sim_driver = SimDriver(env, finger_open_width=spec.finger_open_width)
-    instruction = sim_driver.reset(seed=args.seed)
-    writer, driver = _recording(args.record, sim_driver)
-    connection = PolicyConnection(args.server, spec, token=token, root_cert=root_cert)
-    client = RobotClient(driver, connection, spec, instruction, keep_records=writer is not None)
-    print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server}", flush=True)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        env = cleanup.enter_context(VlaEnv(args.task, image_size=args.image_size))
+        sim_driver = SimDriver(env, finger_open_width=spec.finger_open_width)
+        instruction = sim_driver.reset(seed=args.seed)
+        writer = cleanup.enter_context(recording_output(args.record, env)) if args.record else None
+        driver = RecordingDriver(sim_driver) if writer else sim_driver
+        connection = PolicyConnection(args.server, spec, token=token, root_cert=root_cert)
+        cleanup.callback(connection.close)
+        client = RobotClient(driver, connection, spec, instruction, keep_records=writer is not None)
+        cleanup.callback(client.close)
+        print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server}", flush=True)
         report = client.run(steps=args.steps, should_stop=lambda: sim_driver.done)
         success = sim_driver.is_success()
         if writer is not None:
             _save_recording(writer, driver, client.records)
-    finally:
-        client.close()
-        connection.close()
-        env.close()
     per_chunk = max(1, report.chunks)
     print(f"ticks {report.ticks} {dict(report.modes)}, chunks {report.chunks} (inference "
           f"{report.inference_ms / per_chunk:.1f} ms, round trip {report.round_trip_ms / per_chunk:.1f} ms), "
@@ -101,22 +107,16 @@ def cmd_robot(args) -> int:
           f"safety clips {dict(report.clipped)}, success {success}")
     if report.last_error:
         print(f"last request error: {report.last_error}")
-    return 0 if report.chunks else 1  # never got a single chunk from the server
-
-
-def _recording(path, sim_driver):
-    """(None, sim_driver) or (the dataset writer, a RecordingDriver around sim_driver)."""
-    if not path:
-        return None, sim_driver
-    from sim.robot_recording import RecordingDriver, open_recording
-
-    return open_recording(path, sim_driver.env), RecordingDriver(sim_driver)
+    if report.policy_lost:  # a supervisor relies on the exit status
+        print(f"vla robot: error: {report.summary()}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _save_recording(writer, driver, records) -> None:
     subtasks = [record.subtask for record in records if record.command is not None]
     if not subtasks:
-        print(f"no command was executed: nothing recorded into {writer.path}")
+        print(f"no command was executed: nothing recorded into {writer.path}")  # a new file is removed
         return
     name = writer.write(driver.episode(subtasks))
     print(f"recorded {len(subtasks)} steps as {writer.path}:/data/{name}")
@@ -126,21 +126,28 @@ def add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve a policy to robots over gRPC (vla.v1.PolicyService)")
     p.add_argument("--policy", required=True, help="hold | default | CHECKPOINT_DIR")
     p.add_argument("--host", default="127.0.0.1", help="bind address; beyond loopback a --token-file is required")
-    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--port", type=PORT, default=50051, help="0: any free port (the one bound is printed)")
     p.add_argument("--token-file", help="file holding the bearer token clients must send")
     p.add_argument("--tls-cert", help="PEM certificate chain (with --tls-key: TLS)")
     p.add_argument("--tls-key", help="PEM private key")
     p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
     p.add_argument("--robot", help="robot spec for hold (default panda); checkpoints bring their own")
-    p.add_argument("--image-size", type=int, default=128, help="hold: camera image size clients must send")
-    p.add_argument("--max-concurrent", type=int, default=4,
+    p.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="hold: camera image size clients must send")
+    p.add_argument("--max-concurrent", type=MAX_CONCURRENT, default=4,
                    help="inferences at once, batched into one forward pass; more get RESOURCE_EXHAUSTED")
-    p.add_argument("--batch-wait-ms", type=float, default=0.0,
+    p.add_argument("--batch-wait-ms", type=BATCH_WAIT_MS, default=0.0,
                    help="how long a request that finds the model idle waits for other robots' requests to share "
                         "its forward pass (requests arriving while a pass runs always share the next)")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=POSITIVE_INT,
                    help="CPU threads for the model (default: PyTorch's, one per core); 1 when the server shares "
                         "its cores with a simulator or other busy processes")
+    p.add_argument("--max-streams", type=MAX_STREAMS, default=16,
+                   help="StreamActions (and health Watch) calls open at once, each on a thread of its own; more get "
+                        "RESOURCE_EXHAUSTED")
+    p.add_argument("--streams-per-peer", type=MAX_STREAMS, default=4, help="of those, at most this many from one "
+                   "client address")
+    p.add_argument("--stream-idle-s", type=STREAM_IDLE_S, default=5.0,
+                   help="a stream without a request for this long ends with DEADLINE_EXCEEDED")
     add_policy_options(p)
     p.set_defaults(func=cmd_serve)
 
@@ -150,9 +157,10 @@ def add_robot_parser(sub) -> None:
     p.add_argument("--server", required=True, metavar="HOST:PORT")
     p.add_argument("--robot", default="panda")
     p.add_argument("--task", default="lift")
-    p.add_argument("--steps", type=int, default=200, help="control ticks to run (stops early when the episode ends)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--steps", type=POSITIVE_INT, default=200,
+                   help="control ticks to run (stops early when the episode ends)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--image-size", type=IMAGE_SIZE, default=128)
     p.add_argument("--token-file", help="file holding the server's bearer token")
     p.add_argument("--tls-ca", help="PEM root certificate of the server (switches TLS on)")
     p.add_argument("--record", metavar="FILE.hdf5",
