@@ -64,10 +64,11 @@ def check_checkpoint_takes_the_payload(directory) -> None:
 
 
 def make_payload(seed: int = 0) -> dict:
-    """images {camera: (128, 128, 3) uint8}, joints (7,) rad, gripper in [0, 1]."""
+    """images {camera: (128, 128, 3) uint8}, joints (7,) rad within the Panda's limits, gripper in [0, 1]."""
     rng = np.random.default_rng(seed)
     images = {camera: rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8) for camera in CAMERAS}
-    joints = rng.uniform(-1.0, 1.0, 7)
+    spec = bench_spec()
+    joints = rng.uniform(spec.lower(), spec.upper())
     return {"images": images, "joints": joints, "gripper": 0.25}
 
 

@@ -199,13 +199,14 @@ class PolicyServer:
             self.servicer.load()
         except BaseException as error:  # noqa: BLE001 - reported by wait_ready, health stays NOT_SERVING
             self.load_error = error
-            log.exception("building the policy failed")
+            expected = isinstance(error, (ValueError, OSError, RuntimeError))  # a bad checkpoint, not a bug
+            log.log(logging.DEBUG if expected else logging.ERROR, "building the policy failed", exc_info=True)
             return
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """True once the policy is built; re-raises a failure to build it."""
+        """True once the policy is built; a failure to build it is raised here (RuntimeError, one line)."""
         self._loader.join(timeout)
         if self.load_error is not None:
             raise RuntimeError(f"building the policy failed: {self.load_error}") from self.load_error

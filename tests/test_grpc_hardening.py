@@ -15,7 +15,7 @@ from policies.hold import HoldPolicy
 from policies.rpc_guards import StreamLimits, StreamSlots, peer_address
 from policies.server import MAX_FIELD_CHARS, serve
 from robots.proto.vla.v1 import policy_pb2 as pb
-from tests.test_grpc_server import SPEC, Client, observation, rpc_error
+from tests.test_grpc_server import SPEC, Client, client, observation, rpc_error  # noqa: F401 - client: the fixture, on this module's server
 
 IDLE_S = 1.0
 LIMITS = StreamLimits(max_total=16, max_per_peer=4, idle_s=IDLE_S)
@@ -27,13 +27,6 @@ def server():
     handle.wait_ready(5)
     yield handle
     handle.stop(0)
-
-
-@pytest.fixture
-def client(server, request):
-    c = Client(server.port, instance=request.node.name)
-    yield c
-    c.close()
 
 
 def _hold_streams(port: int, count: int, open_stream) -> tuple[list, list[threading.Thread], list]:
@@ -194,3 +187,22 @@ def test_session_ids_are_bounded(client):
     error = rpc_error(client.act, session_id="s" * 100_000)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == f"session_id: 100000 characters, at most {MAX_FIELD_CHARS['session_id']}"
+
+
+def test_vla_serve_reports_a_corrupt_checkpoint_in_one_line(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from sim.policy_loader import checkpoint_dir
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(checkpoint_dir("default"), corrupt)
+    with open(corrupt / "model.safetensors", "r+b") as weights:
+        weights.truncate(100_000)
+    run = subprocess.run([sys.executable, "-m", "vla.cli", "serve", "--policy", str(corrupt), "--port", "0"],
+                         capture_output=True, text=True, timeout=120)  # a process of its own: its log goes to stderr
+    errors = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(errors) == 1, run.stderr
+    assert errors[0].startswith("vla serve: error: building the policy failed: ")
+    assert f"{corrupt}/model.safetensors is corrupt" in errors[0]
