@@ -51,7 +51,8 @@ def policy_factory(policy: str | None, batched: bool) -> Callable[[], object]:
     from policies.server import per_session_copies
     from sim.policy_loader import PolicyOptions, make_policy
 
-    options = PolicyOptions(flat=True, max_batch=max(CONCURRENCY) if batched else 0, batch_wait_ms=BATCH_WAIT_MS)
+    options = PolicyOptions(flat=True, ensemble=False, max_batch=max(CONCURRENCY) if batched else 0,
+                            batch_wait_ms=BATCH_WAIT_MS)
     return per_session_copies(lambda: make_policy(policy, None, options))
 
 

@@ -7,15 +7,15 @@ and what `GetInfo` reports. Specs are built by functions in an explicit registry
 
 from __future__ import annotations
 
-import importlib.util
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 PANDA_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
-# Franka Emika Panda datasheet (FCI "Robot and interface specifications").
+# Franka Emika Panda datasheet (FCI "Robot and interface specifications"); the limits are also the ranges of
+# robosuite's Panda MJCF (tests/test_grpc_e2e.py compares them with the simulated robot).
+PANDA_JOINT_LOWER = (-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973)  # rad
+PANDA_JOINT_UPPER = (2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973)  # rad
 PANDA_MAX_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)  # rad/s
 PANDA_MAX_ACCELERATION = (15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0)  # rad/s^2
 PANDA_FINGER_OPEN = 0.04  # metres per finger when fully open
@@ -97,37 +97,11 @@ class RobotSpec:
         return next((c for c in self.cameras if c.name == name), None)
 
 
-def robosuite_panda_xml() -> Path:
-    """Path of robosuite's Panda MJCF, found without importing robosuite (or torch)."""
-    found = importlib.util.find_spec("robosuite")
-    if found is None or not found.submodule_search_locations:
-        raise RuntimeError("robosuite is not installed: the Panda joint limits are read from its MJCF")
-    path = Path(list(found.submodule_search_locations)[0]) / "models/assets/robots/panda/robot.xml"
-    if not path.is_file():
-        raise RuntimeError(f"robosuite's Panda model is missing: {path}")
-    return path
-
-
-def joint_ranges_from_mjcf(path: Path, joint_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(N,), (N,) lower and upper `range` of the named hinge joints of an MJCF file."""
-    ranges = {}
-    for joint in ElementTree.parse(path).getroot().iter("joint"):
-        if joint.get("name") in joint_names and joint.get("range"):
-            ranges[joint.get("name")] = [float(v) for v in joint.get("range").split()]
-    missing = [name for name in joint_names if name not in ranges]
-    if missing:
-        raise RuntimeError(f"{path} has no range for joints {missing}")
-    table = np.array([ranges[name] for name in joint_names])
-    return table[:, 0], table[:, 1]
-
-
 def panda_spec(image_size: int = 128, cameras: tuple[str, ...] = DEFAULT_CAMERAS,
                control_hz: float = 20.0) -> RobotSpec:
     """The Franka Panda as vla-stack drives it in robosuite (square images of image_size)."""
-    lower, upper = joint_ranges_from_mjcf(robosuite_panda_xml(), PANDA_JOINTS)
     return RobotSpec(
-        name="panda", joint_names=PANDA_JOINTS,
-        joint_lower=tuple(lower.tolist()), joint_upper=tuple(upper.tolist()),
+        name="panda", joint_names=PANDA_JOINTS, joint_lower=PANDA_JOINT_LOWER, joint_upper=PANDA_JOINT_UPPER,
         max_velocity=PANDA_MAX_VELOCITY, max_acceleration=PANDA_MAX_ACCELERATION,
         cameras=tuple(CameraSpec(name, image_size, image_size) for name in cameras),
         control_hz=control_hz,

@@ -7,10 +7,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from policies.execution import ExecutionSettings
 from sim.approach import AT_CUBE_CM, summarize_failures
 from sim.env import EnvConfig
 from sim.parallel import WorkerSpec, run_seeds
-from sim.policy_loader import PolicyOptions
+from sim.policy_loader import PolicyOptions, checkpoint_execution
 from sim.stats import wilson_interval
 
 
@@ -32,6 +33,9 @@ def evaluate(task: str, policy: str, episodes: int, *, seed: int = 0, workers: i
     report = build_report(task, policy, seed, details, time.perf_counter() - started, video_dir)
     if policy not in ("expert", "hold"):
         report["policy_options"] = asdict(policy_options)
+    settings = checkpoint_execution(policy, policy_options)
+    if settings is not None:
+        report["execution"] = asdict(settings)
     return report
 
 
@@ -55,6 +59,8 @@ def format_summary(report: dict) -> str:
             ("successes", report["successes"]), ("success rate", f"{report['success_rate']:.1%}"),
             ("95% CI (Wilson)", f"[{report['ci95'][0]:.1%}, {report['ci95'][1]:.1%}]"),
             ("mean steps", f"{report['mean_steps']:.1f}"), ("wall time", f"{report['wall_s']:.1f} s")]
+    if "execution" in report:
+        rows.insert(2, ("execution", ExecutionSettings(**report["execution"]).describe()))
     failures = report.get("failures") or {}
     if failures.get("failed"):
         offset = failures["median_approach_offset_cm"]

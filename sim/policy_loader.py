@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from policies.base import Policy
+from policies.execution import ExecutionSettings
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "policies" / "checkpoints" / "default"  # package data
 EXPERT_ALIGNS_YAW = {"expert": True, "expert:fixed-yaw": False}  # --policy name -> ExpertConfig.align_yaw
@@ -23,22 +24,39 @@ def expert_name(align_yaw: bool, corrective: bool = False) -> str:
 
 @dataclass(frozen=True)
 class PolicyOptions:
-    """How a checkpoint is run: hierarchical (planner + controller) unless `flat`."""
+    """How a checkpoint is run: each execution field overrides the checkpoint's own setting
+    (policies.execution.ExecutionSettings, stored with it); None keeps the checkpoint's."""
 
-    flat: bool = False
-    execute_steps: int | None = None  # None: half the chunk
-    ensemble: bool = False
-    plan_every: int = 8
-    ensemble_decay: float = 0.1  # with ensemble: the i-th oldest prediction weighs exp(-decay * i)
-    gripper_latch: bool = False  # gripper commands become 0 or 1 with hysteresis (policies.chunking.GripperLatch)
-    readout: str = "argmax"  # or "mean": each action token's expected value (parallel decoding)
-    forward_planner: bool = False  # the planner never goes back to an earlier phase (policies.hierarchical)
-    phase_timeout: int = 0  # control steps after which a subtask the planner keeps is dropped (0: off)
+    flat: bool | None = None
+    execute_steps: int | None = None
+    ensemble: bool | None = None
+    plan_every: int | None = None
+    ensemble_decay: float | None = None
+    gripper_latch: bool | None = None
+    readout: str | None = None
+    forward_planner: bool | None = None
+    phase_timeout: int | None = None
     # 0: one caller (vla eval). n >= 1: served, the sessions share the checkpoint: its forward passes run on a
     # thread of their own, concurrent predictions in one pass of up to n observations, the first waiting up to
     # batch_wait_ms for others (VlaPredictor.share_between_threads)
     max_batch: int = 0
     batch_wait_ms: float = 0.0
+
+    def overrides(self) -> dict:
+        """{execution setting: value} for the settings these options set."""
+        return {name: getattr(self, name) for name in ExecutionSettings.names() if getattr(self, name) is not None}
+
+
+def execution_settings(directory: Path, options: PolicyOptions) -> ExecutionSettings:
+    """The settings a checkpoint runs with: its own (execution.json), overridden by options."""
+    return ExecutionSettings.load(directory).overridden(options.overrides())
+
+
+def checkpoint_execution(spec: str, options: PolicyOptions) -> ExecutionSettings | None:
+    """The settings a checkpoint --policy (default, a directory) runs with; None for other policies."""
+    if spec != "default" and not Path(spec).is_dir():
+        return None
+    return execution_settings(checkpoint_dir(spec), options)
 
 
 def checkpoint_dir(spec: str) -> Path:
@@ -92,15 +110,16 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     from policies.vla_policy import FlatVlaPolicy
     from vla.inference import VlaPredictor, check_readout
 
+    settings = execution_settings(directory, options)
     predictor = VlaPredictor.load(directory)
-    check_readout(options.readout, predictor.config.decoding)  # refused before the robot moves, not at its first step
-    predictor.readout = options.readout
+    check_readout(settings.readout, predictor.config.decoding)  # refused before the robot moves, not at its first step
+    predictor.readout = settings.readout
     if options.max_batch:
         predictor.share_between_threads(options.max_batch, options.batch_wait_ms / 1000.0)
-    execute = options.execute_steps or max(1, predictor.chunk_size // 2)
-    latch = GripperLatch() if options.gripper_latch else None
-    executor = ChunkExecutor(execute, options.ensemble, options.ensemble_decay, latch)
-    if options.flat or not predictor.has_planner:
+    execute = settings.execute_steps or max(1, predictor.chunk_size // 2)
+    latch = GripperLatch() if settings.gripper_latch else None
+    executor = ChunkExecutor(execute, settings.ensemble, settings.ensemble_decay, latch)
+    if settings.flat or not predictor.has_planner:
         return FlatVlaPolicy(predictor, executor)
-    return from_predictor(predictor, options.forward_planner, plan_every=options.plan_every, executor=executor,
-                          phase_timeout=options.phase_timeout)
+    return from_predictor(predictor, settings.forward_planner, plan_every=settings.plan_every, executor=executor,
+                          phase_timeout=settings.phase_timeout)

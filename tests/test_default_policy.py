@@ -29,12 +29,12 @@ def test_default_policy_acts_in_simulation(env_cache):
         for action in chunk.actions:
             obs, *_ = env.step(action)
     assert policy.plan_calls >= 1
-    flat = make_policy("default", env, PolicyOptions(flat=True, execute_steps=2))
+    flat = make_policy("default", env, PolicyOptions(flat=True, execute_steps=2, ensemble=False))
     flat.reset(obs["instruction"])
     assert flat.act(obs).actions.shape == (2, 8)
     ensembled = make_policy("default", env, PolicyOptions(ensemble=True, ensemble_decay=-2.0))
     assert ensembled.executor.ensembler.decay == -2.0
-    mean = make_policy("default", env, PolicyOptions(flat=True, execute_steps=8, readout="mean"))
+    mean = make_policy("default", env, PolicyOptions(flat=True, execute_steps=8, readout="mean", ensemble=False))
     mean.reset(obs["instruction"])
     by_mean, by_argmax = mean.act(obs).actions, flat.predictor.predict(obs, obs["instruction"])
     assert mean.predictor.readout == "mean" and by_mean.shape == by_argmax.shape == (8, 8)
@@ -49,7 +49,7 @@ def test_short_evaluation_end_to_end(tmp_path):
     report = json.loads(report_path.read_text())
     assert report["policy"] == "default" and report["episodes"] == 1
     assert 0 < report["episodes_detail"][0]["steps"] <= 150
-    assert report["policy_options"]["flat"] is False
+    assert report["execution"] == {**report["execution"], "flat": False, "ensemble": True}  # as the checkpoint says
 
 
 def test_served_default_with_ensembling_acts_like_the_in_process_one(env_cache):

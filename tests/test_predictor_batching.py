@@ -98,7 +98,7 @@ def test_served_checkpoint_batches_robots_that_ask_together(env_cache):
     """What `vla serve --policy default --max-concurrent 3` builds: each session its own policy state,
     one shared predictor whose forward passes take several robots' observations."""
     observations = _observations(env_cache, 3)
-    options = PolicyOptions(flat=True, max_batch=3, batch_wait_ms=300.0)
+    options = PolicyOptions(flat=True, ensemble=False, max_batch=3, batch_wait_ms=300.0)
     spec = get_robot_spec("panda", image_size=128, cameras=("agentview", "robot0_eye_in_hand"))
     handle = serve(per_session_copies(lambda: make_policy("default", None, options)), spec, "127.0.0.1", 0,
                    max_concurrent=3)

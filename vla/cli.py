@@ -117,9 +117,24 @@ def cmd_train(args) -> int:
     init = checkpoint_dir(args.init) if args.init else None
     metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet, init=init)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
+        _store_execution_settings(args.out, init)
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
         print(f"checkpoint: {args.out}  {shown}")
     return 0
+
+
+def _store_execution_settings(out: str, init) -> None:
+    """How the new checkpoint and its snapshots run: settings already in `out` stay (--resume, or edited
+    by hand); otherwise those of the --init checkpoint, or the defaults."""
+    from pathlib import Path
+
+    from policies.execution import EXECUTION_FILE, ExecutionSettings
+
+    out = Path(out)
+    existing = out / EXECUTION_FILE
+    settings = ExecutionSettings.load(out if existing.is_file() else init or out)
+    for directory in (out, *sorted((out / "snapshots").glob("*"))):
+        settings.save(directory)
 
 
 def _tiny_config(args):

@@ -14,26 +14,28 @@ def env_config(args):
 
 
 def add_policy_options(p) -> None:
-    p.add_argument("--flat", action="store_true", help="checkpoints: run the controller without the planner")
+    """How a checkpoint runs; each flag overrides the setting stored with the checkpoint (execution.json)."""
+    flag = argparse.BooleanOptionalAction
+    p.add_argument("--flat", action=flag, help="checkpoints: run the controller without the planner")
     p.add_argument("--execute-steps", type=POSITIVE_INT, help="checkpoints: actions run per chunk (default: half)")
-    p.add_argument("--ensemble", action="store_true", help="checkpoints: temporal ensembling, re-predict every step")
-    p.add_argument("--plan-every", type=POSITIVE_INT, default=8,
-                   help="checkpoints: control steps between planner calls")
-    p.add_argument("--forward-planner", action="store_true",
+    p.add_argument("--ensemble", action=flag, help="checkpoints: temporal ensembling, re-predict every step")
+    p.add_argument("--plan-every", type=POSITIVE_INT, help="checkpoints: control steps between planner calls")
+    p.add_argument("--forward-planner", action=flag,
                    help="checkpoints: the planner never goes back to an earlier phase (reach, grasp, lift, move "
                         "above, lower, release)")
-    p.add_argument("--phase-timeout", type=NON_NEGATIVE_INT, default=0, metavar="STEPS",
+    p.add_argument("--phase-timeout", type=NON_NEGATIVE_INT, metavar="STEPS",
                    help="checkpoints: once the planner has kept one subtask for STEPS control steps, the "
                         "controller acts without it until the planner moves on (0: off)")
-    p.add_argument("--ensemble-decay", type=ENSEMBLE_DECAY, default=0.1,
+    p.add_argument("--ensemble-decay", type=ENSEMBLE_DECAY,
                    help="with --ensemble: the i-th oldest prediction weighs exp(-DECAY * i); < 0 favours the newest")
-    p.add_argument("--readout", choices=["argmax", "mean"], default="argmax",
+    p.add_argument("--readout", choices=["argmax", "mean"],
                    help="checkpoints: each action token's likeliest bin, or its expected value (parallel decoding)")
-    p.add_argument("--gripper-latch", action="store_true",
+    p.add_argument("--gripper-latch", action=flag,
                    help="checkpoints: send the gripper fully closed above 0.5 and fully open again only below 0.25")
 
 
 def policy_options(args):
+    """The execution flags given on the command line (None: the checkpoint's own setting)."""
     from sim.policy_loader import PolicyOptions
 
     return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,

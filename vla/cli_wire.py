@@ -38,7 +38,7 @@ def cmd_serve(args) -> int:
     from policies.rpc_guards import StreamLimits
     from policies.server import per_session_copies, serve, wait_for_stop_signal
     from robots.transport import TlsConfig, read_token_file
-    from sim.policy_loader import make_policy
+    from sim.policy_loader import checkpoint_execution, make_policy
 
     if args.policy == "expert":
         raise ValueError("--policy expert reads privileged simulator state (object poses), so it runs only inside "
@@ -57,6 +57,7 @@ def cmd_serve(args) -> int:
     token = read_token_file(args.token_file) if args.token_file else None
     tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     options = replace(policy_options(args), max_batch=args.max_concurrent, batch_wait_ms=args.batch_wait_ms)
+    settings = checkpoint_execution(args.policy, options)
     factory = per_session_copies(lambda: make_policy(args.policy, None, options))
     handle = serve(factory, spec, args.host, args.port, token=token, tls=tls, max_concurrent=args.max_concurrent,
                    batch_wait_ms=args.batch_wait_ms, model_name=args.policy, stream_limits=streams)
@@ -64,7 +65,7 @@ def cmd_serve(args) -> int:
           f"({'mutual TLS' if args.tls_client_ca else 'TLS' if tls else 'plaintext'}, "
           f"{'token required' if token else 'no token'}); loading the policy ...", flush=True)
     handle.wait_ready()
-    print("ready (health: SERVING)", flush=True)
+    print("ready (health: SERVING)" + (f"; execution: {settings.describe()}" if settings else ""), flush=True)
     signal_name = wait_for_stop_signal()
     print(f"{signal_name}: stopping; calls in flight get 2 s to finish", flush=True)
     handle.stop(grace=2.0)
