@@ -1,4 +1,5 @@
-"""`replay:FILE[#DEMO]`: one recorded demo's commands played in order, blind to the cameras.
+"""`replay:FILE[#DEMO]` (built by sim.policy_loader.load_replay): one recorded demo's commands played in
+order, blind to the cameras.
 
 The baseline a learned policy has to beat: it succeeds exactly as often as the scene's
 randomization (cube placement, the robot's start pose) lets one fixed trajectory succeed.
@@ -28,27 +29,3 @@ class OpenLoopReplay:
         action = self.actions[min(self.step, len(self.actions) - 1)]
         self.step += 1
         return ActionChunk(action[None], subtask=self.name)
-
-
-def parse_replay_spec(spec: str) -> tuple[str, str | None]:
-    """`replay:FILE[#DEMO]` -> (FILE, DEMO or None for the file's first demo)."""
-    body = spec.removeprefix("replay:")
-    path, _, demo = body.partition("#")
-    if not path:
-        raise ValueError(f"{spec!r}: name a dataset, e.g. replay:data/lift.hdf5#demo_0")
-    return path, demo or None
-
-
-def load_replay(spec: str, task: str | None) -> OpenLoopReplay:
-    """The policy `replay:FILE[#DEMO]` names; refused when FILE was recorded on another task
-    (None: the task is not known here, e.g. when served)."""
-    from sim.dataset import open_dataset, read_episode
-
-    path, demo = parse_replay_spec(spec)
-    info = open_dataset(path)
-    recorded = info.env_args.get("task", info.env_name)
-    if task is not None and recorded != task:
-        raise ValueError(f"{path} holds {recorded!r} demos, the episode is {task!r}: "
-                         f"replay a file collected with `vla collect --task {task}`")
-    name = demo or info.demo_names[0]
-    return OpenLoopReplay(read_episode(path, name).actions, name=f"replay {name}")

@@ -90,8 +90,6 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
 
         return CorrectiveExpert(env, ExpertConfig(align_yaw=CORRECTIVE_ALIGNS_YAW[spec]))
     if spec.startswith("replay:"):
-        from policies.open_loop import load_replay
-
         return load_replay(spec, env.task.name if env is not None else None)
     if spec == "hold":
         from policies.hold import HoldPolicy
@@ -123,3 +121,28 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
         return FlatVlaPolicy(predictor, executor)
     return from_predictor(predictor, settings.forward_planner, plan_every=settings.plan_every, executor=executor,
                           phase_timeout=settings.phase_timeout)
+
+
+def parse_replay_spec(spec: str) -> tuple[str, str | None]:
+    """`replay:FILE[#DEMO]` -> (FILE, DEMO or None for the file's first demo)."""
+    body = spec.removeprefix("replay:")
+    path, _, demo = body.partition("#")
+    if not path:
+        raise ValueError(f"{spec!r}: name a dataset, e.g. replay:data/lift.hdf5#demo_0")
+    return path, demo or None
+
+
+def load_replay(spec: str, task: str | None) -> Policy:
+    """The policy `replay:FILE[#DEMO]` names; refused when FILE was recorded on another task
+    (None: the task is not known here, e.g. when served)."""
+    from policies.open_loop import OpenLoopReplay
+    from sim.dataset import open_dataset, read_episode
+
+    path, demo = parse_replay_spec(spec)
+    info = open_dataset(path)
+    recorded = info.env_args.get("task", info.env_name)
+    if task is not None and recorded != task:
+        raise ValueError(f"{path} holds {recorded!r} demos, the episode is {task!r}: "
+                         f"replay a file collected with `vla collect --task {task}`")
+    name = demo or info.demo_names[0]
+    return OpenLoopReplay(read_episode(path, name).actions, name=f"replay {name}")

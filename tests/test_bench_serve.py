@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from policies import bench_comparators as comparators
+from benchmarks import serve_comparators as comparators
 from vla.cli import main
 
 

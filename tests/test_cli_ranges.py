@@ -9,7 +9,7 @@ import math
 import pytest
 
 from vla.cli import build_parser, main
-from vla.cli_types import FloatRange, IntRange
+from vla.cli.types import FloatRange, IntRange
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

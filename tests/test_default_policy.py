@@ -106,7 +106,7 @@ def test_the_default_finds_the_named_cube_before_the_arm_moves(tmp_path):
     """Pick-color at the first frame: the arm at rest, only the words tell which of three cubes is meant
     (seeds of the evaluation range, never trained on)."""
     from sim.dataset import read_episode
-    from vla.offline_error import _first_frame_grounding, _first_frame_keypoints
+    from sim.offline_error import _first_frame_grounding, _first_frame_keypoints
 
     data = tmp_path / "pick-color.hdf5"
     assert main(["collect", "--task", "pick-color", "--episodes", "4", "--seed", "100000", "--out", str(data),

@@ -6,8 +6,9 @@ import pytest
 
 from policies.execution import EXECUTION_FILE, ExecutionSettings
 from sim.policy_loader import DEFAULT_CHECKPOINT, PolicyOptions, checkpoint_execution
-from vla.cli import _store_execution_settings, build_parser
-from vla.cli_options import policy_options
+from vla.cli import build_parser
+from vla.cli.main import _store_execution_settings
+from vla.cli.options import policy_options
 
 
 def test_settings_round_trip_and_a_directory_without_them_has_the_defaults(tmp_path):

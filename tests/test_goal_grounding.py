@@ -13,7 +13,8 @@ from sim.tasks import Goal
 from vla.cli import main
 from vla.config import DataConfig
 from vla.data import ChunkDataset, collate, load_demos
-from vla.goal_relabel import other_goals
+from sim.goal_relabel import other_goals
+from sim.scene_labels import SIM_SCENE_LABELS
 
 IMAGE = 32
 
@@ -36,9 +37,9 @@ def _dataset(path):
     from vla.tokenizer import ActionTokenizer
 
     config = DataConfig(image_size=IMAGE)
-    (demo,), _ = load_demos([path], config, with_objects=True)
+    (demo,), _ = load_demos([path], config, SIM_SCENE_LABELS)
     stats = NormStats.compute("panda", demo.actions, demo.states)
-    return demo, ChunkDataset([demo], config, stats, ActionTokenizer(512, 256), ())
+    return demo, ChunkDataset([demo], config, stats, ActionTokenizer(512, 256), (), SIM_SCENE_LABELS)
 
 
 def test_a_relabelled_sample_names_another_cube_and_is_located_where_the_simulator_puts_it(pick_file, env_cache):
@@ -190,7 +191,7 @@ def test_train_and_act_with_goal_keypoints(pick_file, tmp_path):
 
 def test_first_frame_grounding_scores_which_cube_the_head_points_at(pick_file, env_cache):
     from sim.dataset import read_episode
-    from vla.offline_error import _first_frame_grounding
+    from sim.offline_error import _first_frame_grounding
 
     episode = read_episode(pick_file, "demo_0")
     named = episode.goal["target"]

@@ -118,7 +118,7 @@ def test_train_with_the_keypoint_loss_and_score_its_first_frames(pick_file, tmp_
 def test_first_frame_keypoints_score_which_cube_the_attention_picks(pick_file):
     from sim.dataset import read_episode
     from vla.config import DataConfig
-    from vla.offline_error import _first_frame_keypoints
+    from sim.offline_error import _first_frame_keypoints
 
     episode = read_episode(pick_file, "demo_0")
     named = episode.goal["target"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sim.object_positions import cube_positions, goal_slots
+from sim.scene_labels import SIM_SCENE_LABELS
 from sim.tasks import Goal
 from vla.cli import main
 from vla.config import DataConfig
@@ -21,7 +22,7 @@ def stack_file(one_demo_file):
 
 
 def test_goal_cubes_are_given_where_the_simulator_puts_them_from_the_gripper(stack_file, env_cache):
-    (demo,), _ = load_demos([stack_file], DataConfig(image_size=IMAGE), with_objects=True)
+    (demo,), _ = load_demos([stack_file], DataConfig(image_size=IMAGE), SIM_SCENE_LABELS)
     with h5py.File(stack_file, "r") as f:
         states, gripper = f["data/demo_0/states"][()], f["data/demo_0/obs/robot0_eef_pos"][()]
     env = env_cache("stack", IMAGE)
@@ -81,9 +82,10 @@ def test_a_resumed_teacher_token_run_continues_the_same_run(stack_file, tmp_path
                        data=DataConfig(image_size=IMAGE, chunk_size=2))
     cfg = TrainConfig(steps=6, batch_size=4, learning_rate=1e-2, save_every=3, eval_every=100, image_shift=0)
     monkeypatch.setattr("vla.train.learning_rate", lambda step, cfg: cfg.learning_rate)
-    train([stack_file], tmp_path / "full", config, cfg, progress=False)
-    train([stack_file], tmp_path / "split", config, replace(cfg, steps=3), progress=False)
-    train([stack_file], tmp_path / "split", config, cfg, resume=True, progress=False)
+    labelled = {"progress": False, "scene_labels": SIM_SCENE_LABELS}
+    train([stack_file], tmp_path / "full", config, cfg, **labelled)
+    train([stack_file], tmp_path / "split", config, replace(cfg, steps=3), **labelled)
+    train([stack_file], tmp_path / "split", config, cfg, resume=True, **labelled)
     full, split = (load_file(tmp_path / out / "model.safetensors") for out in ("full", "split"))
     for key in full:
         assert_close(full[key], split[key], rtol=1e-5, atol=1e-6)
@@ -228,3 +230,12 @@ def test_teacher_forcing_feeds_the_recorded_offsets_in_training_only():
             action_loss[training, name] = model.loss(batch, "parallel")[1]["loss"]
     assert action_loss[True, "near"] != action_loss[True, "far"]  # training reads the recorded offsets,
     assert action_loss[False, "near"] == action_loss[False, "far"]  # validation and inference its own
+
+
+def test_the_object_loss_without_the_simulators_labels_says_what_is_missing(stack_file, tmp_path):
+    from vla.config import TinyModelConfig, VlaConfig
+    from vla.train import TrainConfig, train
+
+    config = VlaConfig(tiny=TinyModelConfig(object_loss=1.0), data=DataConfig(image_size=IMAGE))
+    with pytest.raises(ValueError, match="pass scene_labels=sim.scene_labels.SIM_SCENE_LABELS"):
+        train([stack_file], tmp_path / "out", config, TrainConfig(steps=1), progress=False)

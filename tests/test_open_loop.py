@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from policies.open_loop import OpenLoopReplay, load_replay, parse_replay_spec
+from policies.open_loop import OpenLoopReplay
+from sim.policy_loader import load_replay, parse_replay_spec
 from sim.dataset import DatasetError, open_dataset, read_episode
 from vla.cli import main
 

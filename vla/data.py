@@ -12,12 +12,12 @@ import h5py
 import numpy as np
 import torch
 
-from sim.tasks import Goal
 from vla.action_space import to_model
 from vla.batch import Batch
 from vla.config import DataConfig
 from vla.dataset_file import DatasetError, attribute, child, data_group, has, member_names, open_hdf5, read
 from vla.normalization import NormStats
+from vla.scene_labels import Goal, SceneLabels
 from vla.tokenizer import ActionTokenizer
 
 
@@ -36,26 +36,24 @@ class Demo:
     goal_pixels: np.ndarray | None = None  # with objects: (T, N_cam, 2, 2) the goal's target and base cube's pixels
 
 
-def load_demos(paths: list[str], config: DataConfig, with_objects: bool = False
+def load_demos(paths: list[str], config: DataConfig, labels: SceneLabels | None = None
                ) -> tuple[list[Demo], list[Demo]]:
-    """(train, valid) demos of every file, split by each file's /mask (valid: /mask/valid); with
-    `with_objects` also where the goal's cubes are from the gripper and in each camera image (privileged,
-    for the auxiliary losses)."""
-    from sim.object_positions import goal_slots, per_goal_slot
-
+    """(train, valid) demos of every file, split by each file's /mask (valid: /mask/valid); with the
+    simulator's scene `labels` also where the goal's cubes are from the gripper and in each camera image
+    (privileged, for the auxiliary losses)."""
     train, valid = [], []
     for path in paths:
         with open_hdf5(path) as f:
             data = data_group(path, f)
             valid_names = _valid_names(path, f)
-            locate = _object_locator(path, data, config) if with_objects else None
+            locate = labels.locator(path, data, config) if labels is not None else None
             for name in member_names(path, data):
                 group = child(path, data, name)
                 demo = _read_demo(path, group, config)
                 if locate is not None:
                     demo.task, demo.goal, demo.cubes, demo.cube_pixels = locate(group)
-                    demo.objects = goal_slots(demo.cubes, demo.goal)
-                    demo.goal_pixels = per_goal_slot(demo.cube_pixels, demo.goal)
+                    demo.objects = labels.goal_slots(demo.cubes, demo.goal)
+                    demo.goal_pixels = labels.per_goal_slot(demo.cube_pixels, demo.goal)
                 (valid if name in valid_names else train).append(demo)
     if not train:
         raise ValueError(f"no training demos in {paths}")
@@ -67,40 +65,6 @@ def _valid_names(path: str, f: h5py.File) -> set[str]:
     if not has(path, f, "mask/valid"):
         return set()
     return {n.decode() if isinstance(n, bytes) else n for n in read(path, f, "mask/valid")}
-
-
-def _object_locator(path: str, data: h5py.Group, config: DataConfig):
-    """A function demo group -> (task, goal, colour -> (T, 3) every cube relative to the gripper, world
-    frame, colour -> (T, N_cam, 2) its pixel position in each camera), for the scene this file was recorded in."""
-    import json
-
-    from sim.camera_projection import CameraProjector
-    from sim.object_positions import cube_positions, cube_qpos_addresses
-
-    demos = member_names(path, data)
-    env_args = attribute(path, data, "env_args")
-    model_xml = attribute(path, child(path, data, demos[0]), "model_file") if demos else None
-    try:
-        task = json.loads(env_args)["task"]
-        addresses = cube_qpos_addresses(task, model_xml) if demos else {}
-        projector = CameraProjector(model_xml, config.cameras, config.image_size) if demos else None
-    except (KeyError, ValueError) as error:
-        raise DatasetError(f"{path}: cannot tell where the cubes are ({error}); --object-loss and "
-                           "--goal-keypoint-loss need files recorded by `vla collect` (env_args with the task, model_file and states per demo)") from error
-
-    def locate(group: h5py.Group) -> tuple[str, Goal, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        gripper, states = read(path, group, "obs/robot0_eef_pos"), read(path, group, "states")
-        goal_json = attribute(path, group, "goal")
-        try:
-            goal = Goal.from_dict(json.loads(goal_json))
-            world = cube_positions(addresses, states)
-            pixels = projector.pixels(states, world)
-        except (KeyError, ValueError) as error:
-            raise DatasetError(f"{path}:{group.name}: cannot tell where the goal's cubes are ({error}); --object-loss "
-                               "and --goal-keypoint-loss need its goal, states and obs/robot0_eef_pos as `vla collect` writes them") from error
-        return task, goal, {color: xyz - gripper for color, xyz in world.items()}, pixels
-
-    return locate
 
 
 def _read_demo(path: str, group: h5py.Group, config: DataConfig) -> Demo:
@@ -162,8 +126,8 @@ class ChunkDataset(torch.utils.data.Dataset):
     Demos loaded with_objects give each sample its goal cubes' offsets from the gripper."""
 
     def __init__(self, demos: list[Demo], config: DataConfig, stats: NormStats, tokenizer: ActionTokenizer,
-                 phrases: tuple[str, ...] = ()):
-        self.demos, self.config, self.stats, self.tokenizer = demos, config, stats, tokenizer
+                 phrases: tuple[str, ...] = (), labels: SceneLabels | None = None):
+        self.demos, self.config, self.stats, self.tokenizer, self.labels = demos, config, stats, tokenizer, labels
         self.phrase_index = {phrase: i for i, phrase in enumerate(phrases)}
         self.index = [(d, t) for d, demo in enumerate(demos) for t in np.flatnonzero(~self._skipped(demo))]
 
@@ -180,7 +144,7 @@ class ChunkDataset(torch.utils.data.Dataset):
         """Sample i; with `rng` (training) the proprio state gets the config's `state_noise`: the
         targets stay where the demo went, so the model learns to steer back to the path rather than
         follow wherever the joints are (copycat drift). With `relabel_goals` too, that share of the
-        samples of multi-cube tasks names another goal and trains the object head only (vla/goal_relabel.py)."""
+        samples of multi-cube tasks names another goal and trains the object head only (sim/goal_relabel.py)."""
         d, t = self.index[i]
         demo = self.demos[d]
         actions = np.clip(self.stats.action.normalize(chunk_targets(demo, t, self.config)), -1.0, 1.0)
@@ -200,22 +164,19 @@ class ChunkDataset(torch.utils.data.Dataset):
             sample["objects"] = (demo.objects[t] / OBJECT_SCALE).astype(np.float32)
             sample["goal_pixels"] = demo.goal_pixels[t].astype(np.float32)
         if rng is not None and relabel_goals > 0 and demo.cubes is not None and rng.random() < relabel_goals:
-            sample = _relabelled(sample, demo, t, rng)
+            sample = _relabelled(sample, demo, t, rng, self.labels)
         return sample
 
 
-def _relabelled(sample: dict, demo: Demo, t: int, rng: np.random.Generator) -> dict:
+def _relabelled(sample: dict, demo: Demo, t: int, rng: np.random.Generator, labels: SceneLabels) -> dict:
     """The sample with another goal of its task: the new instruction, cube offsets and pixels, no subtask,
     no planner target, and its actions marked as not to be trained (they belong to the recorded goal)."""
-    from sim.object_positions import goal_slots, per_goal_slot
-    from vla.goal_relabel import counterfactual_goal
-
-    other = counterfactual_goal(demo.task, demo.goal, demo.cubes, rng)
+    other = labels.counterfactual_goal(demo.task, demo.goal, demo.cubes, rng)
     if other is None:
         return sample
     instruction, goal = other
-    offsets = goal_slots({color: xyz[t] for color, xyz in demo.cubes.items()}, goal)
-    pixels = per_goal_slot({color: xy[t] for color, xy in demo.cube_pixels.items()}, goal)
+    offsets = labels.goal_slots({color: xyz[t] for color, xyz in demo.cubes.items()}, goal)
+    pixels = labels.per_goal_slot({color: xy[t] for color, xy in demo.cube_pixels.items()}, goal)
     return {**sample, "instruction": instruction, "objects": (offsets / OBJECT_SCALE).astype(np.float32),
             "goal_pixels": pixels.astype(np.float32), "subtask": "", "plan_target": -1, "train_actions": False}
 

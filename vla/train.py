@@ -20,6 +20,7 @@ import torch
 from vla.checkpoint import build_model, load_checkpoint, load_training_state, save_checkpoint
 from vla.config import VlaConfig
 from vla.data import ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, random_shift, shift_pixels
+from vla.scene_labels import SceneLabels
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class TrainConfig:
     image_shift: int = 6  # with augment: shift each training image by up to this many pixels (0: off)
     snapshot_every: int = 0  # also keep the weights of every N-th step under OUT/snapshots/ (0: off)
     ema_decay: float = 0.0  # and an exponential moving average of them (e.g. 0.999; 0: off)
-    relabel_goals: float = 0.0  # with augment: share of multi-cube samples naming another goal (vla/goal_relabel.py)
+    relabel_goals: float = 0.0  # with augment: share of multi-cube samples naming another goal (sim/goal_relabel.py)
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -124,10 +125,11 @@ def validate(model, dataset: ChunkDataset, cfg: TrainConfig, mode: str, runtime:
 
 
 def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, init: Path | None = None,
-            relabel_goals: float = 0.0):
+            relabel_goals: float = 0.0, scene_labels: SceneLabels | None = None):
     """(config, model, stats, train set, valid set, optimizer state) for a fresh, resumed or
     fine-tuning run. Fine-tuning (`init`) starts from that checkpoint's weights, configuration,
-    tokenizers and normalization, with a fresh optimizer and learning-rate schedule."""
+    tokenizers and normalization, with a fresh optimizer and learning-rate schedule. The object and
+    goal-keypoint losses need the simulator's `scene_labels` (vla.scene_labels)."""
     model, stats, state = None, None, None
     if resume:
         model, config, stats = load_checkpoint(out)
@@ -135,16 +137,26 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, i
     elif init is not None:
         model, config, stats = load_checkpoint(init)
     _check_relabel_goals(relabel_goals, config)
-    with_objects = config.backbone == "tiny" and (config.tiny.object_loss > 0 or config.tiny.goal_keypoint_loss > 0)
-    train_demos, valid_demos = load_demos(data_paths, config.data, with_objects)
+    labels = _scene_labels_needed(config, scene_labels)
+    train_demos, valid_demos = load_demos(data_paths, config.data, labels)
     if stats is None:
         stats = compute_norm_stats(train_demos, config.data)
     if model is None:
         config, model = _fresh_model(config, train_demos + valid_demos)
     tokenizer, phrases = model.action_tokenizer, config.tiny.planner_phrases
-    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer, phrases)
-    valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases)
+    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer, phrases, labels)
+    valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases, labels)
     return config, model, stats, train_set, valid_set, state
+
+
+def _scene_labels_needed(config: VlaConfig, scene_labels: SceneLabels | None) -> SceneLabels | None:
+    """The scene labels when the model trains an object head or goal keypoints (else None: not read)."""
+    if config.backbone != "tiny" or not (config.tiny.object_loss > 0 or config.tiny.goal_keypoint_loss > 0):
+        return None
+    if scene_labels is None:
+        raise ValueError("the object and goal-keypoint losses are trained on the simulator's scene labels: pass "
+                         "scene_labels=sim.scene_labels.SIM_SCENE_LABELS to vla.train.train (`vla train` does)")
+    return scene_labels
 
 
 def _fresh_model(config: VlaConfig, demos):
@@ -163,9 +175,9 @@ def _fresh_model(config: VlaConfig, demos):
 
 def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(),
           cfg: TrainConfig = TrainConfig(), resume: bool = False, progress: bool = True,
-          init: str | Path | None = None) -> dict:
-    """Train (from scratch, or fine-tune the checkpoint `init`) and checkpoint into `out`;
-    returns the final metrics."""
+          init: str | Path | None = None, scene_labels: SceneLabels | None = None) -> dict:
+    """Train (from scratch, or fine-tune the checkpoint `init`) and checkpoint into `out`; returns the final
+    metrics. scene_labels: the simulator's training-only labels, for the object and goal-keypoint losses."""
     out = Path(out)
     if not resume and (out / "config.json").exists():
         raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or pick another --out")
@@ -175,7 +187,7 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
     torch.manual_seed(cfg.seed)
     config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, resume,
                                                                 Path(init) if init is not None else None,
-                                                                cfg.relabel_goals)
+                                                                cfg.relabel_goals, scene_labels)
     if state is not None:
         cfg = TrainConfig(**{**state["train_config"], "steps": max(cfg.steps, state["train_config"]["steps"])})
     model.to(runtime.device)

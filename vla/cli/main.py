@@ -1,4 +1,4 @@
-"""The `vla` command line. Heavy packages are imported inside each subcommand."""
+"""The `vla` parser and the subcommands that are not about the wire (vla.cli.wire) or benchmarks."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import os
 import sys
 
-from vla.cli_options import add_policy_options, add_run_options, env_config, policy_options
-from vla.cli_types import (ACTION_NOISE_RAD, BENCH_SECONDS, CHUNK_SIZE, IMAGE_SIZE, LEARNING_RATE,
-                           NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_INT, SEED, SHARE_BELOW_ONE,
-                           SOAK_CLIENTS, SOAK_HZ, UNIT_INTERVAL)
-from vla.cli_wire import add_robot_parser, add_serve_parser
+from vla.cli.options import add_policy_options, add_run_options, env_config, policy_options
+from vla.cli.types import (ACTION_NOISE_RAD, CHUNK_SIZE, IMAGE_SIZE, LEARNING_RATE, NON_NEGATIVE_FLOAT,
+                           NON_NEGATIVE_INT, POSITIVE_INT, SEED, SHARE_BELOW_ONE, UNIT_INTERVAL)
+from vla.cli.bench import add_bench_parser
+from vla.cli.wire import add_robot_parser, add_serve_parser
 
 
 def cmd_collect(args) -> int:
@@ -102,6 +102,7 @@ def cmd_convert(args) -> int:
 
 def cmd_train(args) -> int:
     from sim.policy_loader import checkpoint_dir
+    from sim.scene_labels import SIM_SCENE_LABELS
     from vla.config import DataConfig, VlaConfig
     from vla.train import TrainConfig, train
 
@@ -115,7 +116,8 @@ def cmd_train(args) -> int:
                       snapshot_every=args.snapshot_every, ema_decay=args.ema_decay, image_shift=args.image_shift,
                       relabel_goals=args.relabel_goals)
     init = checkpoint_dir(args.init) if args.init else None
-    metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet, init=init)
+    metrics = train(args.data, args.out, config, cfg, resume=args.resume, progress=not args.quiet, init=init,
+                    scene_labels=SIM_SCENE_LABELS)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         _store_execution_settings(args.out, init)
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
@@ -162,66 +164,11 @@ def _tiny_config(args):
     return tiny
 
 
-def _bench_serve(args) -> dict:
-    """`vla bench serve` (the null policy: the wire's cost) or `vla bench serve --policy P` (serving a model)."""
-    from policies import bench_serve
-    from policies.bench_serve_report import format_serve, format_serve_policy
-
-    options = {"seconds": 3.0 if args.seconds is None else args.seconds,
-               "repeats": 3 if args.repeats is None else args.repeats, "progress": _progress(args)}
-    if args.policy:
-        report = bench_serve.bench_serve_policy(args.policy, **options)
-        print(format_serve_policy(report))
-    else:
-        report = bench_serve.bench_serve(**options)
-        print(format_serve(report))
-    return report
-
-
-def _bench_soak(args) -> dict:
-    """`vla bench soak`: robots at a fixed rate against `vla serve --policy P` (default hold) on loopback."""
-    from benchmarks.soak import SoakConfig, format_soak, run_soak
-
-    config = SoakConfig(policy=args.policy or "hold", clients=args.clients, hz=args.hz,
-                        seconds=60.0 if args.seconds is None else args.seconds)
-    report = run_soak(config, progress=_progress(args))
-    print(format_soak(report))
-    return report
-
-
-def _progress(args):
-    return None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-
-
-def cmd_bench(args) -> int:
-    if args.policy and args.what not in ("serve", "soak"):
-        raise ValueError(f"--policy belongs to `vla bench serve` and `vla bench soak`, not `vla bench {args.what}`")
-    if args.what == "inference":
-        from vla.bench_inference import bench_inference, format_inference
-
-        report = bench_inference(repeats=50 if args.repeats is None else args.repeats)
-        print(format_inference(report))
-    elif args.what == "serve":
-        report = _bench_serve(args)
-    elif args.what == "soak":
-        report = _bench_soak(args)
-    else:
-        from sim.bench import bench_sim, format_bench
-
-        report = bench_sim(task=args.task, steps=args.steps)
-        print(format_bench(report))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
-        print(f"report written to {args.json}")
-    return 0
-
-
 def cmd_offline_error(args) -> int:
     from pathlib import Path
 
     from sim.policy_loader import checkpoint_dir
-    from vla.offline_error import format_offline_error, offline_error
+    from sim.offline_error import format_offline_error, offline_error
 
     checkpoint = checkpoint_dir(args.policy)
     if not (checkpoint / "config.json").is_file():
@@ -239,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, _add_convert_parser,
-                _add_train_parser, _add_select_parser, _add_offline_error_parser, _add_bench_parser,
+                _add_train_parser, _add_select_parser, _add_offline_error_parser, add_bench_parser,
                 add_serve_parser, add_robot_parser):
         add(sub)
     return parser
@@ -397,29 +344,6 @@ def _add_tiny_model_options(p) -> None:
                         "the goal's cube is in that image (privileged sim state, training only), weight W (e.g. 1)")
 
 
-def _add_bench_parser(sub) -> None:
-    p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim", "inference", "serve", "soak"],
-                   help="sim: env steps/s, ours vs robosuite defaults; inference: predict latency of the tiny VLA; "
-                        "serve: gRPC serving latency/throughput vs websocket+msgpack and FastAPI+JSON servers; "
-                        "soak: robots at a fixed rate against `vla serve` on loopback for a while: errors, "
-                        "latency tail, server memory")
-    p.add_argument("--json")
-    p.add_argument("--task", default="lift")
-    p.add_argument("--steps", type=POSITIVE_INT, default=100, help="sim: env steps timed per side")
-    p.add_argument("--repeats", type=POSITIVE_INT, help="inference: predict calls timed per mode (default 50); "
-                   "serve: times each figure is measured (default 3)")
-    p.add_argument("--seconds", type=BENCH_SECONDS, help="serve: seconds per measurement (default 3); soak: "
-                   "seconds in all (default 60)")
-    p.add_argument("--quiet", action="store_true", help="serve, soak: no progress lines")
-    p.add_argument("--policy", help="serve: serve this checkpoint (default or a directory) instead of the null "
-                   "policy, gRPC batching the sessions' forward passes; soak: the policy `vla serve` serves "
-                   "(default hold)")
-    p.add_argument("--clients", type=SOAK_CLIENTS, default=4, help="soak: robots, one session each")
-    p.add_argument("--hz", type=SOAK_HZ, default=30.0, help="soak: Act calls per second per robot")
-    p.set_defaults(func=cmd_bench)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -429,6 +353,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vla {args.command}: error: {error}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

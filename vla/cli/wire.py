@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from vla.cli_options import add_policy_options, policy_options
-from vla.cli_types import (BATCH_WAIT_MS, IMAGE_SIZE, MAX_CONCURRENT, MAX_STREAMS, PORT, POSITIVE_INT, SEED,
+from vla.cli.options import add_policy_options, policy_options
+from vla.cli.types import (BATCH_WAIT_MS, IMAGE_SIZE, MAX_CONCURRENT, MAX_STREAMS, PORT, POSITIVE_INT, SEED,
                            STREAM_IDLE_S)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vla.cli_types import ENSEMBLE_DECAY, IMAGE_SIZE, NON_NEGATIVE_INT, POSITIVE_INT, SEED, WORKERS
+from vla.cli.types import ENSEMBLE_DECAY, IMAGE_SIZE, NON_NEGATIVE_INT, POSITIVE_INT, SEED, WORKERS
 
 
 def env_config(args):

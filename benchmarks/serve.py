@@ -3,12 +3,12 @@
 A null policy (a fixed (8, 8) chunk, no compute) behind three servers, each in a process of its own
 started here (spawned, ports chosen free at run time, shut down at the end):
     grpc       this project's vla.v1.PolicyService (policies/server.py), clients via PolicyConnection
-    websocket  openpi-style websocket + msgpack        (policies/bench_comparators.py)
-    fastapi    OpenVLA-style FastAPI + JSON on uvicorn (policies/bench_comparators.py)
+    websocket  openpi-style websocket + msgpack        (benchmarks/serve_comparators.py)
+    fastapi    OpenVLA-style FastAPI + JSON on uvicorn (benchmarks/serve_comparators.py)
     grpc_floor bare grpcio answering fixed reply bytes to the same request bytes (no parsing, validation,
                sessions or policy): the library's own ceiling, to tell grpcio's cost from this project's
-One payload for all: two 128x128 RGB cameras (RAW_RGB8 on gRPC), 7 joints and the gripper (policies/bench_setup.py;
-the clients: policies/bench_clients.py; the tables: policies/bench_serve_report.py).
+One payload for all: two 128x128 RGB cameras (RAW_RGB8 on gRPC), 7 joints and the gripper (benchmarks/serve_setup.py;
+the clients: benchmarks/serve_clients.py; the tables: benchmarks/serve_report.py).
 
 Measured (clients are threads of this process, each with its own connection and session):
 - round-trip latency p50/p99 of one client: gRPC unary Act, gRPC bidi StreamActions, each comparator,
@@ -32,9 +32,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from policies.bench_clients import ComparatorClient, GrpcStreamClient, GrpcUnaryClient, InProcessClient
-from policies.bench_serve_report import build_policy_report, build_report, machine_info
-from policies.bench_setup import (BATCH_WAIT_MS, COMPARATORS, CONCURRENCY, POLICY_SERVERS, SERVERS,
+from benchmarks.serve_clients import ComparatorClient, GrpcStreamClient, GrpcUnaryClient, InProcessClient
+from benchmarks.serve_report import build_policy_report, build_report, machine_info
+from benchmarks.serve_setup import (BATCH_WAIT_MS, COMPARATORS, CONCURRENCY, POLICY_SERVERS, SERVERS,
                                   WARMUP_REQUESTS, NullPolicy, bench_spec, check_checkpoint_takes_the_payload,
                                   comparator_observation, floor_messages, grpc_messages, make_payload)
 
@@ -73,7 +73,7 @@ def _serve_until_stopped(kind: str, policy: str | None, conn) -> dict:
         handle.stop(grace=1.0)
         predictor = getattr(handle.servicer.prototype, "predictor", None)
         return {"batch_sizes": batch_size_counts(getattr(predictor, "batch_sizes", []))}
-    from policies import bench_comparators as comparators
+    from benchmarks import serve_comparators as comparators
 
     if kind == "grpc_floor":
         request, reply = floor_messages()
@@ -260,7 +260,7 @@ def _check_arguments(seconds: float, repeats: int, concurrency: tuple[int, ...])
 
 def _request_bytes(payload: dict, observation: dict) -> dict:
     """The size of one request on each wire, for the same payload."""
-    from policies import bench_comparators as comparators
+    from benchmarks import serve_comparators as comparators
 
     grpc_size = grpc_messages(payload)[0].ByteSize()
     return {"grpc": grpc_size, "grpc_floor": grpc_size,
@@ -270,7 +270,7 @@ def _request_bytes(payload: dict, observation: dict) -> dict:
 
 def _client_makers(ports: dict, spec, payload: dict, observation: dict) -> tuple[dict, dict]:
     """Client factories: per server (throughput) and per latency figure."""
-    from policies.bench_comparators import BareGrpcClient
+    from benchmarks.serve_comparators import BareGrpcClient
 
     floor_request, floor_reply = floor_messages()
     makers = {

@@ -7,7 +7,7 @@ import uuid
 
 import numpy as np
 
-from policies.bench_setup import CHUNK_SHAPE, CONCURRENCY, INSTRUCTION, NullPolicy
+from benchmarks.serve_setup import CHUNK_SHAPE, CONCURRENCY, INSTRUCTION, NullPolicy
 
 
 class GrpcUnaryClient:
@@ -99,7 +99,7 @@ class InProcessClient:
 
 class ComparatorClient:
     def __init__(self, kind: str, port: int, observation: dict):
-        from policies import bench_comparators as comparators
+        from benchmarks import serve_comparators as comparators
 
         self.observation = observation
         self.client = comparators.WebsocketClient(port) if kind == "websocket" else comparators.HttpJsonClient(port)

@@ -1,4 +1,4 @@
-"""Report side of `vla bench serve` (policies/bench_serve.py): machine info, the summary sections built from the
+"""Report side of `vla bench serve` (benchmarks/serve.py): machine info, the summary sections built from the
 raw measurements, and the text tables."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from importlib import metadata
 
 import numpy as np
 
-from policies.bench_setup import (BATCH_WAIT_MS, CAMERAS, CHUNK_SHAPE, COMPARATORS, CONCURRENCY, IMAGE_SIZE,
+from benchmarks.serve_setup import (BATCH_WAIT_MS, CAMERAS, CHUNK_SHAPE, COMPARATORS, CONCURRENCY, IMAGE_SIZE,
                                   LABELS, TARGET_OVERHEAD_MS, TARGET_THROUGHPUT_RATIO, WARMUP_REQUESTS)
 
 
