@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +30,12 @@ import h5py
 import numpy as np
 
 from sim.episode import Episode
-from sim.journal import FileBusyError, PagedFile, journal_path, load_journal, write_session
-from vla.dataset_file import DatasetError, child, data_group, open_hdf5, read, reading, require_file
+from vla.dataset_journal import FileBusyError, journal_path, write_session
+from vla.dataset_file import (DEMO_NAME, DatasetError, child, data_group, demo_index, open_hdf5, read, reading,
+                              split_masks, validation_names)
 
 LIBVER = ("v108", "latest")  # attributes > 64 KB (model_file) need the 1.8+ format
-VALID_EVERY = 10  # demo_9, demo_19, ... go to the validation mask
 _TMP_PREFIX = "_incomplete_"
-_DEMO_RE = re.compile(r"^demo_(\d+)$")
 DRIVEN_BY_ATTR = "driven_by"  # a DAgger demo's learner: it moved the robot, the expert's labels are the actions
 _RESERVED_ATTRS = ("num_samples", "model_file", "instruction", "seed", "goal", "success")
 _FIX = "Re-run `vla collect` or restore it from a backup"
@@ -45,52 +43,27 @@ _FIX = "Re-run `vla collect` or restore it from a backup"
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A validated dataset: demo_names sorted by index, total = sum of num_samples."""
+    """A validated dataset: demo_names sorted by index, total = sum of num_samples, valid_names the
+    validation split (vla.dataset_file.validation_names: the same demos training holds out)."""
 
     path: Path
     env_name: str
     env_args: dict
     demo_names: tuple[str, ...]
     total: int
+    valid_names: tuple[str, ...] = ()
 
     @property
     def num_demos(self) -> int:
         return len(self.demo_names)
 
 
-def demo_index(name: str) -> int:
-    """Return i for a group name "demo_<i>"; raise ValueError otherwise."""
-    m = _DEMO_RE.match(name)
-    if m is None:
-        raise ValueError(f"not a demo group name: {name!r} (expected 'demo_<i>')")
-    return int(m.group(1))
-
-
-def split_masks(demo_names: list[str]) -> tuple[list[str], list[str]]:
-    """Split demo names into (train, valid): index % 10 == 9 goes to valid."""
-    is_valid = {n: demo_index(n) % VALID_EVERY == VALID_EVERY - 1 for n in demo_names}
-    return [n for n in demo_names if not is_valid[n]], [n for n in demo_names if is_valid[n]]
-
-
 # ------------------------------------------------------------------------------ reading
-
-
-def _open_read(path: Path) -> h5py.File:
-    """Open the last committed state read-only, without HDF5 file locking."""
-    require_file(path)
-    try:
-        journal = load_journal(path, path.stat().st_ino)
-    except OSError as exc:
-        raise DatasetError(f"{journal_path(path)} cannot be read ({exc}): move it away to read {path} "
-                           "as last written, or restore both from a backup") from exc
-    if journal is None:
-        return open_hdf5(path)
-    return open_hdf5(path, PagedFile(os.open(path, os.O_RDONLY), journal[0], pages=journal[1]))
 
 
 def _sorted_demo_names(data: h5py.Group) -> list[str]:
     """Names of the demo_<i> groups under /data, sorted by index."""
-    return sorted((k for k in data.keys() if _DEMO_RE.match(k)), key=demo_index)
+    return sorted((k for k in data.keys() if DEMO_NAME.match(k)), key=demo_index)
 
 
 def _data_group(path: Path, f: h5py.File) -> h5py.Group:
@@ -137,14 +110,15 @@ def _py_attr(value):
 def open_dataset(path: str | os.PathLike) -> DatasetInfo:
     """Open and validate a dataset file; raise DatasetError naming any problem."""
     path = Path(path)
-    with _open_read(path) as f:
+    with open_hdf5(path) as f:
         data = _data_group(path, f)
         with reading(path, "/data"):
             env_args = json.loads(data.attrs.get("env_args", "{}"))
             names = _sorted_demo_names(data)
             env = str(_py_attr(data.attrs["env"]))
         total = sum(_demo_length(path, n, child(path, data, n)) for n in names)
-        return DatasetInfo(path, env, env_args, tuple(names), total)
+        valid = validation_names(path, f)
+        return DatasetInfo(path, env, env_args, tuple(names), total, tuple(n for n in names if n in valid))
 
 
 def _load_demo(path: Path, name: str, g: h5py.Group) -> Episode:
@@ -171,10 +145,10 @@ def _load_demo(path: Path, name: str, g: h5py.Group) -> Episode:
 def read_episode(path: str | os.PathLike, demo_name: str) -> Episode:
     """Load every array and attribute of /data/<demo_name> into an Episode."""
     path = Path(path)
-    with _open_read(path) as f:
+    with open_hdf5(path) as f:
         data = _data_group(path, f)
         with reading(path, f"/data/{demo_name}"):
-            if not _DEMO_RE.match(demo_name) or demo_name not in data:
+            if not DEMO_NAME.match(demo_name) or demo_name not in data:
                 have = ", ".join(_sorted_demo_names(data)[:5]) or "none"
                 raise DatasetError(f"{path} has no demo {demo_name!r} (demos: {have}...)")
             return _load_demo(path, demo_name, data[demo_name])

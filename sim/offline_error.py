@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.approach import GRIPPER_CLOSE_COMMAND
-from sim.dataset import open_dataset, read_episode, split_masks
+from sim.dataset import open_dataset, read_episode
 
 
 @dataclass
@@ -49,8 +49,7 @@ def offline_error(checkpoint: str | Path, dataset: str | Path, every: int = 6, m
         raise ValueError(f"--every and --demos must be at least 1, got {every} and {max_demos}")
     predictor = VlaPredictor.load(checkpoint)
     info = open_dataset(dataset)
-    _, valid = split_masks(list(info.demo_names))
-    names = (valid or list(info.demo_names))[:max_demos]
+    names = list(info.valid_names or info.demo_names)[:max_demos]
     episodes = [read_episode(dataset, name) for name in names]
     joint, hold, gripper, other_images = [], [], [], []
     for index, episode in enumerate(episodes):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import sim.dataset as dataset_mod
-import sim.journal as journal
+import vla.dataset_journal as journal
 from sim.dataset import (
     DatasetError,
     DatasetWriter,
@@ -25,6 +25,9 @@ from sim.dataset import (
     read_episode,
 )
 from sim.episode import Episode
+from vla.config import DataConfig
+from vla.data import load_demos
+from vla.dataset_file import validation_names
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_ARGS = {"env_name": "color_cubes", "type": 1, "env_kwargs": {"camera_heights": 16}}
@@ -307,6 +310,8 @@ def test_sigkill_inside_commit_is_rolled_back(tmp_path):
     assert info.demo_names == ("demo_0", "demo_1")
     for i in range(2):
         assert_episode_equal(read_episode(path, f"demo_{i}"), make_episode(i))
+    train, valid = load_demos([str(path)], DataConfig(cameras=("agentview",), image_size=16, action_dim=7))
+    assert [d.instruction for d in train] == [make_episode(i).instruction for i in range(2)] and not valid
     assert write_n(path, 1, start=2, append=True) == ["demo_2"]  # the writer rolls back first
     assert not (tmp_path / "d.hdf5-journal").exists()
     assert [e.seed for e in iter_episodes(path)] == [0, 1, 2]
@@ -356,3 +361,20 @@ def test_crash_safety_sigkill(tmp_path, delay):
 if __name__ == "__main__":
     children = {"--crash-child": _crash_child, "--kill-in-commit": _kill_in_commit_child}
     children[sys.argv[1]](sys.argv[2])
+
+
+def test_one_validation_split_for_every_reader(tmp_path):
+    """The writer's /mask/valid when a file has one (robomimic's layout), else demo_9, demo_19, ...: training
+    (vla.data) and offline error (DatasetInfo.valid_names) hold out the same demos."""
+    path = tmp_path / "d.hdf5"
+    write_n(path, 12)
+    with h5py.File(path, "r") as f:
+        assert validation_names(path, f) == {"demo_9"}
+    assert open_dataset(path).valid_names == ("demo_9",)
+    with h5py.File(path, "a") as f:  # another tool's file: no /mask, or its own choice of validation demos
+        del f["mask"]
+    with h5py.File(path, "r") as f:
+        assert validation_names(path, f) == {"demo_9"}
+    with h5py.File(path, "a") as f:
+        f["mask/valid"] = np.array([b"demo_3", b"demo_4"])
+    assert open_dataset(path).valid_names == ("demo_3", "demo_4")

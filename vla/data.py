@@ -15,7 +15,8 @@ import torch
 from vla.action_space import to_model
 from vla.batch import Batch
 from vla.config import DataConfig
-from vla.dataset_file import DatasetError, attribute, child, data_group, has, member_names, open_hdf5, read
+from vla.dataset_file import (DatasetError, attribute, child, data_group, has, member_names, open_hdf5, read,
+                              validation_names)
 from vla.normalization import NormStats
 from vla.scene_labels import Goal, SceneLabels
 from vla.tokenizer import ActionTokenizer
@@ -45,7 +46,7 @@ def load_demos(paths: list[str], config: DataConfig, labels: SceneLabels | None 
     for path in paths:
         with open_hdf5(path) as f:
             data = data_group(path, f)
-            valid_names = _valid_names(path, f)
+            valid_names = validation_names(path, f)
             locate = labels.locator(path, data, config) if labels is not None else None
             for name in member_names(path, data):
                 group = child(path, data, name)
@@ -58,13 +59,6 @@ def load_demos(paths: list[str], config: DataConfig, labels: SceneLabels | None 
     if not train:
         raise ValueError(f"no training demos in {paths}")
     return train, valid
-
-
-def _valid_names(path: str, f: h5py.File) -> set[str]:
-    """The demos /mask/valid holds out for validation (none without it)."""
-    if not has(path, f, "mask/valid"):
-        return set()
-    return {n.decode() if isinstance(n, bytes) else n for n in read(path, f, "mask/valid")}
 
 
 def _read_demo(path: str, group: h5py.Group, config: DataConfig) -> Demo:

@@ -12,15 +12,21 @@ from a readable HDF5 file that is not a vla-stack dataset.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from vla.dataset_journal import PagedFile, journal_path, load_journal
+
 H5PY_ERRORS = (OSError, KeyError, ValueError, RuntimeError)  # what h5py raises on a damaged file
 RESTORE = "re-collect it or restore it from a backup"
 _REQUIRED = object()  # attribute(): no default
+DEMO_NAME = re.compile(r"^demo_(\d+)$")
+VALID_EVERY = 10  # demo_9, demo_19, ... go to the validation split
 
 
 class DatasetError(ValueError):
@@ -34,14 +40,45 @@ def require_file(path: str | Path) -> None:
         raise DatasetError(f"{path} {what}: check the path or run `vla collect` first")
 
 
-def open_hdf5(path: str | Path, source=None) -> h5py.File:
-    """`path` opened read-only without HDF5 file locking; with `source`, a file object standing for its bytes."""
+def open_hdf5(path: str | Path) -> h5py.File:
+    """`path`'s last committed state, opened read-only without HDF5 file locking: a rollback journal left
+    by a writer killed mid-episode (vla.dataset_journal) is overlaid, so every reader sees the same bytes."""
     require_file(path)
+    path = Path(path)
     try:
-        return h5py.File(path if source is None else source, "r", locking=False)
+        journal = load_journal(path, path.stat().st_ino)
+    except OSError as error:
+        raise DatasetError(f"{journal_path(path)} cannot be read ({error}): move it away to read {path} as last "
+                           "written, or restore both from a backup") from error
+    source = path if journal is None else PagedFile(os.open(path, os.O_RDONLY), journal[0], pages=journal[1])
+    try:
+        return h5py.File(source, "r", locking=False)
     except OSError as error:
         raise DatasetError(f"{path} cannot be opened as HDF5 (corrupt or not HDF5: {error}); check the path "
                            "or restore the file from a backup") from error
+
+
+def demo_index(name: str) -> int:
+    """i for a group name "demo_<i>"; ValueError otherwise."""
+    match = DEMO_NAME.match(name)
+    if match is None:
+        raise ValueError(f"not a demo group name: {name!r} (expected 'demo_<i>')")
+    return int(match.group(1))
+
+
+def split_masks(demo_names: list[str]) -> tuple[list[str], list[str]]:
+    """(train, valid) demo names as the writer records them in /mask: demo_9, demo_19, ... are valid."""
+    is_valid = {n: demo_index(n) % VALID_EVERY == VALID_EVERY - 1 for n in demo_names}
+    return [n for n in demo_names if not is_valid[n]], [n for n in demo_names if is_valid[n]]
+
+
+def validation_names(path: str | Path, f: h5py.File) -> set[str]:
+    """The validation split, one definition for every reader: the file's /mask/valid (robomimic's layout,
+    which vla-stack's writer fills with split_masks), or split_masks of its demo names when it has none."""
+    if has(path, f, "mask/valid"):
+        return {n.decode() if isinstance(n, bytes) else str(n) for n in read(path, f, "mask/valid")}
+    names = [n for n in member_names(path, data_group(path, f)) if DEMO_NAME.match(n)]
+    return set(split_masks(names)[1])
 
 
 @contextlib.contextmanager
