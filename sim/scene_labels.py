@@ -14,7 +14,7 @@ from sim.goal_relabel import counterfactual_goal
 from sim.object_positions import cube_positions, cube_qpos_addresses, goal_slots, per_goal_slot
 from sim.tasks import Goal
 from vla.config import DataConfig
-from vla.dataset_file import DatasetError, attribute, child, member_names, read
+from vla.dataset_file import DatasetError, attribute, child, data_group, has, member_names, open_hdf5, read
 from vla.scene_labels import SceneLabels
 
 
@@ -49,5 +49,17 @@ def object_locator(path: str, data: h5py.Group, config: DataConfig):
     return locate
 
 
+def unavailable(path: str) -> str | None:
+    """Why `path` cannot give scene labels (a demo without MuJoCo states or model, as a real robot's or an
+    imported dataset), None when every demo has them."""
+    with open_hdf5(path) as f:
+        data = data_group(path, f)
+        for name in member_names(path, data):
+            group = child(path, data, name)
+            if not has(path, group, "states") or attribute(path, group, "model_file", None) is None:
+                return f"{path}:{group.name} has no MuJoCo states (a real robot's or an imported dataset)"
+    return None
+
+
 SIM_SCENE_LABELS = SceneLabels(locator=object_locator, goal_slots=goal_slots, per_goal_slot=per_goal_slot,
-                               counterfactual_goal=counterfactual_goal)
+                               counterfactual_goal=counterfactual_goal, unavailable=unavailable)

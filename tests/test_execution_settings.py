@@ -67,3 +67,15 @@ def test_describe_says_what_runs():
         "hierarchical (planner every 8 steps), temporal ensembling (decay 0.1), argmax readout"
     assert ExecutionSettings(flat=True, execute_steps=2, gripper_latch=True).describe() == \
         "flat, execute 2 of each chunk, argmax readout, gripper latch"
+
+
+@pytest.mark.parametrize("flags, named", [(["--chunk-size", "4"], "--chunk-size"),
+                                          (["--object-loss", "1", "--coord-conv"], "--object-loss, --coord-conv")])
+def test_init_refuses_model_options_it_cannot_honour(tmp_path, capsys, flags, named):
+    from vla.cli import main
+
+    out = tmp_path / "ft"
+    assert main(["train", "--data", str(tmp_path / "d.hdf5"), "--out", str(out), "--init", "default", *flags]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"vla train: error: {named}: ") and "keeps that checkpoint's model and data options" in error
+    assert not out.exists()

@@ -239,3 +239,27 @@ def test_the_object_loss_without_the_simulators_labels_says_what_is_missing(stac
     config = VlaConfig(tiny=TinyModelConfig(object_loss=1.0), data=DataConfig(image_size=IMAGE))
     with pytest.raises(ValueError, match="pass scene_labels=sim.scene_labels.SIM_SCENE_LABELS"):
         train([stack_file], tmp_path / "out", config, TrainConfig(steps=1), progress=False)
+
+
+def test_a_dataset_without_mujoco_states_trains_with_the_side_losses_off(stack_file, tmp_path, capsys):
+    """A real robot's or an imported dataset: no states, no model file. Fine-tuning a model with an object
+    head on it trains the actions and says that the simulator-only losses are off."""
+    import shutil
+
+    from vla.config import TinyModelConfig, VlaConfig
+    from vla.train import TrainConfig, train
+
+    robot_file = tmp_path / "robot.hdf5"
+    shutil.copy(stack_file, robot_file)
+    with h5py.File(robot_file, "a") as f:
+        for demo in f["data"].values():
+            del demo["states"]
+            del demo.attrs["model_file"]
+    config = VlaConfig(tiny=TinyModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
+                                            vision_channels=(16, 32), image_grid=2, object_loss=1.0),
+                       data=DataConfig(image_size=IMAGE, chunk_size=2))
+    metrics = train([str(robot_file)], tmp_path / "out", config, TrainConfig(steps=2, batch_size=4, eval_every=2),
+                    progress=False, scene_labels=SIM_SCENE_LABELS)
+    assert np.isfinite(metrics["loss"]) and "object_error_cm" not in metrics
+    err = capsys.readouterr().err
+    assert "the object and goal-keypoint losses are off" in err and "has no MuJoCo states" in err

@@ -24,9 +24,11 @@ class SceneLabels:
     relative to the gripper, colour -> (T, N_cam, 2) its pixel x, y in each camera);
     goal_slots(colour -> (..., 3), goal) -> (..., 6) the goal's target and base cube (NaN: none);
     per_goal_slot(colour -> (..., N_cam, 2), goal) -> (..., N_cam, 2, 2) the same in pixels;
-    counterfactual_goal(task, goal, colours, rng) -> (instruction, goal) of another goal of the scene, or None."""
+    counterfactual_goal(task, goal, colours, rng) -> (instruction, goal) of another goal of the scene, or None;
+    unavailable(path) -> why a dataset file cannot give these labels (no MuJoCo states), None when it can."""
 
     locator: Callable[..., Callable]
     goal_slots: Callable[[dict[str, np.ndarray], Goal], np.ndarray]
     per_goal_slot: Callable[[dict[str, np.ndarray], Goal], np.ndarray]
     counterfactual_goal: Callable[[str, Goal, Any, np.random.Generator], tuple[str, Goal] | None]
+    unavailable: Callable[[str], str | None]

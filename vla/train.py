@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,7 +138,7 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, i
     elif init is not None:
         model, config, stats = load_checkpoint(init)
     _check_relabel_goals(relabel_goals, config)
-    labels = _scene_labels_needed(config, scene_labels)
+    labels = _scene_labels_available(data_paths, _scene_labels_needed(config, scene_labels))
     train_demos, valid_demos = load_demos(data_paths, config.data, labels)
     if stats is None:
         stats = compute_norm_stats(train_demos, config.data)
@@ -147,6 +148,18 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, i
     train_set = ChunkDataset(train_demos, config.data, stats, tokenizer, phrases, labels)
     valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases, labels)
     return config, model, stats, train_set, valid_set, state
+
+
+def _scene_labels_available(data_paths: list[str], labels: SceneLabels | None) -> SceneLabels | None:
+    """labels, or None (the side losses off, said in one line) when a file has no MuJoCo states."""
+    if labels is None:
+        return None
+    missing = next((why for path in data_paths if (why := labels.unavailable(path))), None)
+    if missing:
+        print(f"note: the object and goal-keypoint losses are off for this run: {missing}; the actions "
+              "train as usual", file=sys.stderr)
+        return None
+    return labels
 
 
 def _scene_labels_needed(config: VlaConfig, scene_labels: SceneLabels | None) -> SceneLabels | None:

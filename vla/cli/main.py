@@ -100,7 +100,26 @@ def cmd_convert(args) -> int:
     return 0
 
 
+# the model and data options of `vla train`: a checkpoint fine-tuned with --init keeps its own
+MODEL_OPTIONS = ("backbone", "decoding", "chunk_size", "action_mode", "image_size", "lora_rank", "subtasks",
+                 "skip_idle_frames", "state_noise", "image_grid", "keypoints", "gripper_tokens", "object_loss",
+                 "object_token", "coord_conv", "goal_keypoints", "goal_keypoint_loss")
+
+
+def _refuse_model_options_with_init(args) -> None:
+    """--init starts from a checkpoint's model and data options: a model flag given with it cannot be
+    honoured, so it is an error rather than silently ignored."""
+    if not args.init:
+        return
+    defaults = build_parser().parse_args(["train", "--data", "-", "--out", "-"])
+    given = ["--" + name.replace("_", "-") for name in MODEL_OPTIONS if getattr(args, name) != getattr(defaults, name)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: --init {args.init} keeps that checkpoint's model and data options; "
+                         f"drop {'them' if len(given) > 1 else 'it'}, or train a new model without --init")
+
+
 def cmd_train(args) -> int:
+    _refuse_model_options_with_init(args)
     from sim.policy_loader import checkpoint_dir
     from sim.scene_labels import SIM_SCENE_LABELS
     from vla.config import DataConfig, VlaConfig
