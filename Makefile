@@ -41,12 +41,12 @@ check-robot-extra:
 # 1. demonstrations for the four tasks; the expert keeps the fingers at their start yaw (--expert-yaw
 #    fixed): its joint path then follows where the cube is, not how it is turned, which the model
 #    cannot see (README, Results);
-# 2. the base model: the tiny VLA with its planner head; --coord-conv and --object-loss 1 give the
-#    image encoder pixel coordinates and a training-only side task, where the goal's cubes are
-#    from the gripper; --object-token teacher feeds those offsets to the actions as one more input
-#    token; --goal-keypoints --goal-keypoint-loss 1 let the instruction's words pick, in each camera,
-#    the patch where the named cube is, supervised with where the simulator projects it (README, The
-#    model). 6000 steps: about four passes over the 51k demo frames;
+# 2. the base model (`--preset default-base`, vla/recipes.py): the tiny VLA with its planner head; CoordConv and
+#    the object loss give the image encoder pixel coordinates and a training-only side task, where the goal's
+#    cubes are from the gripper; the object token (teacher) feeds those offsets to the actions as one more
+#    input token; goal keypoints with their loss let the instruction's words pick, in each camera, the patch
+#    where the named cube is, supervised with where the simulator projects it (docs/design.md, The model).
+#    6000 steps: about four passes over the 51k demo frames;
 # 3. one DAgger round: the base model drives (as `vla eval --ensemble` runs it) and the corrective
 #    expert labels every state it visits (vla collect --learner), then the base model is fine-tuned
 #    on the demonstrations and those rollouts together (vla train --init).
@@ -68,10 +68,7 @@ data/fixed-yaw/%.hdf5: | $(STAMP)
 	$(VENV)/bin/vla collect --task $* --episodes $(EPISODES_$*) --out $@ --seed 0 --workers 2 --expert-yaw fixed
 
 runs/base/model.safetensors: $(DEFAULT_DATA)
-	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/base --subtasks --action-mode absolute --steps $(BASE_STEPS) \
-		--batch-size 32 --chunk-size 8 --save-every 500 --eval-every 250 \
-		--snapshot-every 500 --ema-decay 0.998 --coord-conv --object-loss 1 --object-token teacher \
-		--goal-keypoints --goal-keypoint-loss 1
+	$(VENV)/bin/vla train --data $(DEFAULT_DATA) --out runs/base --preset default-base --steps $(BASE_STEPS)
 
 data/dagger/%.hdf5: runs/base/model.safetensors
 	@mkdir -p data/dagger
@@ -81,7 +78,7 @@ data/dagger/%.hdf5: runs/base/model.safetensors
 .PHONY: default-model
 default-model: $(DAGGER_DATA)
 	$(VENV)/bin/vla train --data $(DEFAULT_DATA) $(DAGGER_DATA) --init runs/base --out runs/default \
-		--steps $(FINETUNE_STEPS) --lr 1e-4 --save-every 500 --eval-every 250
+		--preset default-finetune --steps $(FINETUNE_STEPS)
 	@mkdir -p policies/checkpoints/default
 	cp runs/default/config.json runs/default/model.safetensors runs/default/norm_stats.json \
 		runs/default/tokenizer.json runs/default/metrics.csv policies/checkpoints/default/

@@ -1,4 +1,4 @@
-"""Counterfactual goals for the object head (`vla train --relabel-goals P`).
+"""Counterfactual goals for the object head (`vla train --set train.relabel_goals=P`).
 
 In a demonstration of "pick up the red cube" the arm heads for the red cube from its first steps,
 so the object head can learn where the goal's cube is from where the arm is going instead of from

@@ -7,7 +7,7 @@ import pytest
 from policies.execution import EXECUTION_FILE, ExecutionSettings
 from sim.policy_loader import DEFAULT_CHECKPOINT, PolicyOptions, checkpoint_execution
 from vla.cli import build_parser
-from vla.cli.main import _store_execution_settings
+from vla.cli.train import store_execution_settings
 from vla.cli.options import policy_options
 
 
@@ -48,16 +48,16 @@ def test_training_stores_the_settings_of_the_checkpoint_it_started_from(tmp_path
     (out / "snapshots" / "step_000010").mkdir(parents=True)
     init.mkdir()
     ExecutionSettings(ensemble=True, ensemble_decay=0.3).save(init)
-    _store_execution_settings(str(out), init)
+    store_execution_settings(str(out), init)
     for directory in (out, out / "snapshots" / "step_000010"):
         assert ExecutionSettings.load(directory) == ExecutionSettings(ensemble=True, ensemble_decay=0.3)
     (out / EXECUTION_FILE).write_text(json.dumps({"readout": "mean"}))  # edited by hand, then --resume
-    _store_execution_settings(str(out), None)
+    store_execution_settings(str(out), None)
     assert ExecutionSettings.load(out) == ExecutionSettings(readout="mean")
 
 
 def test_a_run_without_init_gets_the_defaults(tmp_path):
-    _store_execution_settings(str(tmp_path), None)
+    store_execution_settings(str(tmp_path), None)
     assert ExecutionSettings.load(tmp_path) == ExecutionSettings()
     assert (tmp_path / EXECUTION_FILE).is_file()
 
@@ -69,8 +69,8 @@ def test_describe_says_what_runs():
         "flat, execute 2 of each chunk, argmax readout, gripper latch"
 
 
-@pytest.mark.parametrize("flags, named", [(["--chunk-size", "4"], "--chunk-size"),
-                                          (["--object-loss", "1", "--coord-conv"], "--object-loss, --coord-conv")])
+@pytest.mark.parametrize("flags, named", [(["--chunk-size", "4"], "data.chunk_size"),
+                                          (["--object-loss", "1", "--coord-conv"], "tiny.coordinate_channels, tiny.object_loss")])
 def test_init_refuses_model_options_it_cannot_honour(tmp_path, capsys, flags, named):
     from vla.cli import main
 

@@ -1,4 +1,4 @@
-"""Finding the cube the words name: counterfactual goals (`vla train --relabel-goals`) and goal keypoints
+"""Finding the cube the words name: counterfactual goals (`vla train --set train.relabel_goals=P`) and goal keypoints
 (`--goal-keypoints`)."""
 
 import csv
@@ -101,17 +101,17 @@ def test_rows_marked_as_relabelled_train_the_object_head_but_not_the_actions():
 
 
 def test_train_with_relabelled_goals_and_its_refusals(pick_file, tmp_path, capsys):
-    args = ["train", "--data", pick_file, "--image-size", str(IMAGE), "--image-grid", "2", "--steps", "6",
+    args = ["train", "--data", pick_file, "--image-size", str(IMAGE), "--set", "tiny.image_grid=2", "--steps", "6",
             "--batch-size", "8", "--eval-every", "3", "--quiet"]
     out = tmp_path / "ck"
     assert main(args + ["--out", str(out), "--object-loss", "1", "--object-token", "teacher",
-                        "--relabel-goals", "0.5"]) == 0
+                        "--set", "train.relabel_goals=0.5"]) == 0
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["name"] for r in rows} >= {"loss", "object_error_cm", "val_object_error_cm"}
     assert all(np.isfinite(float(r["value"])) for r in rows)
-    assert main(args + ["--out", str(tmp_path / "a"), "--relabel-goals", "0.5"]) == 2
-    assert "--relabel-goals trains the object head" in capsys.readouterr().err
+    assert main(args + ["--out", str(tmp_path / "a"), "--set", "train.relabel_goals=0.5"]) == 2
+    assert "train.relabel_goals trains the object head" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
 
 
@@ -175,9 +175,9 @@ def test_train_and_act_with_goal_keypoints(pick_file, tmp_path):
     from vla.inference import VlaPredictor
 
     out = tmp_path / "gk"
-    assert main(["train", "--data", pick_file, "--out", str(out), "--image-size", str(IMAGE), "--image-grid", "2",
+    assert main(["train", "--data", pick_file, "--out", str(out), "--image-size", str(IMAGE), "--set", "tiny.image_grid=2",
                  "--steps", "4", "--batch-size", "8", "--eval-every", "2", "--object-loss", "1", "--goal-keypoints",
-                 "--relabel-goals", "0.5", "--quiet"]) == 0
+                 "--set", "train.relabel_goals=0.5", "--quiet"]) == 0
     predictor = VlaPredictor.load(out)
     assert predictor.model.config.goal_keypoints and predictor.model.goal_keypoints is not None
     with h5py.File(pick_file, "r") as f:

@@ -96,7 +96,7 @@ def test_shifted_pixels_follow_the_shifted_images():
 
 
 def test_train_with_the_keypoint_loss_and_score_its_first_frames(pick_file, tmp_path, capsys):
-    args = ["train", "--data", pick_file, "--image-size", str(IMAGE), "--image-grid", "2", "--steps", "4",
+    args = ["train", "--data", pick_file, "--image-size", str(IMAGE), "--set", "tiny.image_grid=2", "--steps", "4",
             "--batch-size", "8", "--eval-every", "2", "--quiet", "--goal-keypoints"]
     out = tmp_path / "ck"
     assert main(args + ["--out", str(out), "--object-loss", "1", "--goal-keypoint-loss", "1"]) == 0

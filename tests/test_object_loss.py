@@ -48,7 +48,7 @@ def test_object_loss_trains_a_head_that_localizes_and_the_coordconv_object_token
     from vla.inference import VlaPredictor
 
     out = tmp_path / "ck"
-    assert main(["train", "--data", stack_file, "--out", str(out), "--image-size", str(IMAGE), "--image-grid", "2",
+    assert main(["train", "--data", stack_file, "--out", str(out), "--image-size", str(IMAGE), "--set", "tiny.image_grid=2",
                  "--steps", "40", "--batch-size", "8", "--lr", "1e-3", "--eval-every", "20", "--object-loss", "1",
                  "--coord-conv", "--object-token", "teacher", "--quiet"]) == 0
     with open(out / "metrics.csv") as f:
@@ -104,7 +104,7 @@ def test_object_loss_needs_recorded_scenes_and_fitting_options(tmp_path, capsys)
                       "robot0_joint_pos": np.zeros((steps, 7)), "robot0_gripper_qpos": np.zeros((steps, 2))},
         states=np.zeros((steps, 5)), rewards=np.zeros(steps), dones=np.zeros(steps, np.uint8),
         subtasks=["grasp"] * steps, model_file="<mujoco/>", success=True))
-    args = ["train", "--data", str(path), "--image-size", str(IMAGE), "--image-grid", "2", "--steps", "1", "--quiet"]
+    args = ["train", "--data", str(path), "--image-size", str(IMAGE), "--set", "tiny.image_grid=2", "--steps", "1", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "a"), "--object-loss", "1"]) == 2
     assert "no free cube body 'cube_main'" in capsys.readouterr().err
     assert main(args + ["--out", str(tmp_path / "b"), "--image-shift", "16"]) == 2

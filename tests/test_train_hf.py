@@ -30,7 +30,7 @@ def test_train_resume_and_predict_with_a_hf_backbone(data_file, tmp_path, capsys
 
 def test_image_grid_is_refused_for_a_hf_backbone(data_file, tmp_path, capsys):  # noqa: F811
     args = ["train", "--data", data_file, "--out", str(tmp_path / "ck"), "--backbone", str(tmp_path / "hf"),
-            "--image-grid", "8", "--quiet"]
+            "--set", "tiny.image_grid=8", "--quiet"]
     assert main(args) == 2
-    assert "--image-grid: only for the tiny backbone" in capsys.readouterr().err
+    assert "tiny.image_grid: only for the tiny backbone" in capsys.readouterr().err
     assert not (tmp_path / "ck").exists()

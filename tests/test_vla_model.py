@@ -117,7 +117,7 @@ def test_token_checkpoints_refuse_regression_decoding_and_hf_backbones_the_regre
                           mode="regression")
     with pytest.raises(ValueError, match="only the tiny backbone has a regression head"):
         VlaConfig(backbone="/some/hf/checkpoint", decoding="regression")
-    with pytest.raises(ValueError, match="--gripper-tokens .* needs --decoding regression"):
+    with pytest.raises(ValueError, match="tiny.gripper_tokens .* needs --decoding regression"):
         VlaConfig(decoding="parallel", tiny=TinyModelConfig(gripper_tokens=True))
 
 
@@ -203,11 +203,11 @@ def test_image_grid_sets_tokens_per_camera_up_to_the_feature_map(data_file, tmp_
     encoder = TinyVla(finest, SMALL.data, words).encoder
     assert encoder(torch.zeros(3, 3, SIZE, SIZE, dtype=torch.uint8)).shape == (3, 16, finest.hidden_size)
     check_image_grid(finest, SIZE)
-    with pytest.raises(ValueError, match="image_grid 5 does not fit 32x32.*--image-grid 1..4"):
+    with pytest.raises(ValueError, match="image_grid 5 does not fit 32x32.*tiny.image_grid=1..4"):
         check_image_grid(replace(finest, image_grid=5), SIZE)
-    args = ["train", "--data", data_file, "--out", str(tmp_path / "ck"), "--image-size", "32", "--image-grid", "3"]
+    args = ["train", "--data", data_file, "--out", str(tmp_path / "ck"), "--image-size", "32", "--set", "tiny.image_grid=3"]
     assert main(args) == 2  # the default (32, 64, 128) stem: 32 px / 16 = 2
-    assert "pick --image-grid 1..2" in capsys.readouterr().err and not (tmp_path / "ck").exists()
+    assert "pick --set tiny.image_grid=1..2" in capsys.readouterr().err and not (tmp_path / "ck").exists()
 
 
 def test_spatial_soft_argmax_finds_each_maps_peak():
@@ -236,9 +236,9 @@ def test_keypoints_add_trainable_tokens_per_camera(data_file, tmp_path, capsys):
     assert encoder.keypoints.log_temperature.grad != 0
 
     args = ["train", "--data", data_file, "--image-size", "32", "--steps", "2", "--batch-size", "2", "--quiet"]
-    assert main(args + ["--out", str(tmp_path / "bad"), "--keypoints", "12"]) == 2
+    assert main(args + ["--out", str(tmp_path / "bad"), "--set", "tiny.keypoints=12"]) == 2
     assert "keypoints must be a multiple of 8" in capsys.readouterr().err and not (tmp_path / "bad").exists()
-    options = ["--keypoints", "8", "--image-grid", "2", "--skip-idle-frames"]
+    options = ["--set", "tiny.keypoints=8", "--set", "tiny.image_grid=2", "--set", "data.skip_idle_frames=true"]
     assert main(args + ["--out", str(tmp_path / "ck"), *options]) == 0
     saved = VlaConfig.load(tmp_path / "ck" / "config.json")
     assert saved.tiny.keypoints == 8 and saved.data.skip_idle_frames
@@ -279,7 +279,7 @@ def test_state_noise_perturbs_only_the_training_proprio_not_the_targets():
     shift = np.array([d["state_ids"] for d in draws]) - clean[5]["state_ids"]
     assert 0.5 < shift.std() / (0.1 * 128) < 1.5  # ~0.1 of the [-1, 1] range = ~12.8 bins
     assert all(np.array_equal(d["action_ids"], clean[5]["action_ids"]) for d in draws)
-    with pytest.raises(ValueError, match="--state-noise 0.1"):
+    with pytest.raises(ValueError, match="data.state_noise=0.1"):
         DataConfig(state_noise=-0.1)
 
 

@@ -73,7 +73,7 @@ class DataConfig:
         check_mode(self.action_mode)
         if not 0.0 <= self.state_noise <= 1.0:
             raise ValueError(f"state_noise is a std in the normalized state's [-1, 1] units; 0 <= it <= 1, "
-                             f"got {self.state_noise} (e.g. --state-noise 0.1)")
+                             f"got {self.state_noise} (e.g. --set data.state_noise=0.1)")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class VlaConfig:
             raise ValueError("--decoding regression: only the tiny backbone has a regression head so far; "
                              "use --decoding parallel with a Hugging Face backbone")
         if self.tiny.gripper_tokens and self.decoding != "regression":
-            raise ValueError("--gripper-tokens splits the regression head (joints regressed, gripper an action "
+            raise ValueError("tiny.gripper_tokens splits the regression head (joints regressed, gripper an action "
                              f"token); it needs --decoding regression, got {self.decoding!r}")
 
     def save(self, path: str | Path) -> None:
@@ -111,3 +111,22 @@ def _from_dict(cls, data: dict):
         raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)} in config.json")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    save_every: int = 500
+    eval_every: int = 250
+    eval_batches: int = 4
+    seed: int = 0
+    augment: bool = True
+    image_shift: int = 6  # with augment: shift each training image by up to this many pixels (0: off)
+    snapshot_every: int = 0  # also keep the weights of every N-th step under OUT/snapshots/ (0: off)
+    ema_decay: float = 0.0  # and an exponential moving average of them (e.g. 0.999; 0: off)
+    relabel_goals: float = 0.0  # with augment: share of multi-cube samples naming another goal (sim/goal_relabel.py)

@@ -117,7 +117,7 @@ def spatial_soft_argmax(heat_maps: torch.Tensor) -> torch.Tensor:
 def check_keypoints(keypoints: int) -> None:
     if keypoints < 0 or keypoints % KEYPOINTS_PER_TOKEN:
         raise ValueError(f"keypoints must be a multiple of {KEYPOINTS_PER_TOKEN} (0: none), got {keypoints}; "
-                         "pick e.g. --keypoints 32")
+                         "pick e.g. --set tiny.keypoints=32")
 
 
 class TinyVla(nn.Module):
@@ -386,7 +386,7 @@ def check_image_grid(config: TinyModelConfig, image_size: int) -> None:
     feature_map = image_size // (4 * 2 ** (len(config.vision_channels) - 1))
     if not 1 <= config.image_grid <= feature_map:
         raise ValueError(f"image_grid {config.image_grid} does not fit {image_size}x{image_size} images: the image "
-                         f"encoder's feature map is {feature_map}x{feature_map}; pick --image-grid 1..{feature_map}")
+                         f"encoder's feature map is {feature_map}x{feature_map}; pick --set tiny.image_grid=1..{feature_map}")
 
 
 def batch_text_ids(batch: Batch, encode, device) -> torch.Tensor:

@@ -19,28 +19,9 @@ import numpy as np
 import torch
 
 from vla.checkpoint import build_model, load_checkpoint, load_training_state, save_checkpoint
-from vla.config import VlaConfig
+from vla.config import TrainConfig, VlaConfig
 from vla.data import ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, random_shift, shift_pixels
 from vla.scene_labels import SceneLabels
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 2000
-    batch_size: int = 32
-    learning_rate: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    save_every: int = 500
-    eval_every: int = 250
-    eval_batches: int = 4
-    seed: int = 0
-    augment: bool = True
-    image_shift: int = 6  # with augment: shift each training image by up to this many pixels (0: off)
-    snapshot_every: int = 0  # also keep the weights of every N-th step under OUT/snapshots/ (0: off)
-    ema_decay: float = 0.0  # and an exponential moving average of them (e.g. 0.999; 0: off)
-    relabel_goals: float = 0.0  # with augment: share of multi-cube samples naming another goal (sim/goal_relabel.py)
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -257,9 +238,9 @@ def _check_image_shift(cfg: TrainConfig, image_size: int) -> None:
 
 def _check_relabel_goals(share: float, config: VlaConfig) -> None:
     if not 0.0 <= share < 1.0:
-        raise ValueError(f"--relabel-goals is a share of samples, 0 (off) <= it < 1, got {share}")
+        raise ValueError(f"train.relabel_goals is a share of samples, 0 (off) <= it < 1, got {share}")
     if share and not (config.backbone == "tiny" and config.tiny.object_loss > 0):
-        raise ValueError("--relabel-goals trains the object head on other goals: the model needs one "
+        raise ValueError("train.relabel_goals trains the object head on other goals: the model needs one "
                          "(--object-loss W, tiny backbone; with --init, a checkpoint trained with it)")
 
 
