@@ -6,7 +6,7 @@ frames scored by "keep the current joints" give the baseline the model has to be
 frames with the camera images of another validation demo (same step, the cube elsewhere) tell how
 much the chunk depends on what the cameras see. With an object head (`--object-loss`), the
 head's error on the goal's target cube at each scored demo's first frame, where the arm is at rest
-and only the instruction's words tell which cube is meant (vla/goal_relabel.py); with goal keypoints
+and only the instruction's words tell which cube is meant (sim/goal_relabel.py); with goal keypoints
 (`--goal-keypoints`), the same for the patch their attention weighs most in each camera. Cheap to
 run, but it does not rank closed-loop success (README, Results): use it to catch a broken model,
 and `vla eval` to compare good ones.

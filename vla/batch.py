@@ -7,10 +7,8 @@ from typing import Protocol
 
 import torch
 
-DECODING_MODES = ("autoregressive", "parallel", "regression")
-# regression: the parallel action queries read out as one continuous value each, trained with L1
-# (OpenVLA-OFT; optionally the joints only, the gripper staying a token); its checkpoints decode only
-# that way, and token checkpoints never do.
+from vla.config import DECODING_MODES
+
 READOUTS = ("argmax", "mean")  # per action token: the likeliest bin, or the expected value (parallel only)
 
 
@@ -28,7 +26,7 @@ class Batch:
     objects:     (B, 6) float32 the goal's target and base cube minus the gripper, in 5 cm (NaN: no base cube);
                  privileged, for the auxiliary loss in training only (None otherwise)
     action_rows: (B,) bool rows whose actions are trained (None: all); the others train only the object
-                 head (relabelled goals, vla/goal_relabel.py)
+                 head (relabelled goals, sim/goal_relabel.py)
     goal_pixels: (B, N_cam, 2, 2) float32 pixel x, y of the goal's target and base cube in each image (NaN:
                  unseen or no base cube); privileged, for the goal keypoints' loss in training only
     """

@@ -7,9 +7,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from vla.action_space import check_mode
-from vla.batch import DECODING_MODES
 
-
+# regression: the parallel action queries read out as one continuous value each, trained with L1
+# (OpenVLA-OFT; optionally the joints only, the gripper staying a token); its checkpoints decode only
+# that way, and token checkpoints never do.
+DECODING_MODES = ("autoregressive", "parallel", "regression")
 OBJECT_TOKEN_MODES = ("", "predicted", "teacher")
 
 
