@@ -54,6 +54,9 @@ def replay_file(path: str, demos: list[str] | None = None, mode: str = "actions"
 
 
 def _start(env: VlaEnv, episode) -> None:
+    if np.shape(episode.states)[-1] == 0:
+        raise ValueError("the demos have no MuJoCo states (a real robot's recording or an import, e.g. from "
+                         "LeRobot): they train, but there is no scene to replay them in")
     env.reset(seed=episode.seed)
     if episode.goal:
         env.set_goal(Goal.from_dict(episode.goal))

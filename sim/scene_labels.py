@@ -56,7 +56,8 @@ def unavailable(path: str) -> str | None:
         data = data_group(path, f)
         for name in member_names(path, data):
             group = child(path, data, name)
-            if not has(path, group, "states") or attribute(path, group, "model_file", None) is None:
+            states = child(path, group, "states") if has(path, group, "states") else None
+            if states is None or states.shape[-1] == 0 or not attribute(path, group, "model_file", ""):
                 return f"{path}:{group.name} has no MuJoCo states (a real robot's or an imported dataset)"
     return None
 

@@ -8,8 +8,9 @@ import os
 import sys
 
 from vla.cli.options import add_policy_options, add_run_options, env_config, policy_options
-from vla.cli.types import ACTION_NOISE_RAD, IMAGE_SIZE, POSITIVE_INT
+from vla.cli.types import ACTION_NOISE_RAD, POSITIVE_INT
 from vla.cli.bench import add_bench_parser
+from vla.cli.convert import add_convert_parser
 from vla.cli.train import add_train_parser
 from vla.cli.wire import add_robot_parser, add_serve_parser
 
@@ -91,15 +92,6 @@ def cmd_replay(args) -> int:
     return 0 if faithful else 1
 
 
-def cmd_convert(args) -> int:
-    from sim.convert import convert_robosuite_demos
-
-    report = convert_robosuite_demos(args.input, args.out, task=args.task, image_size=args.image_size,
-                                     progress=not args.quiet)
-    print(f"converted {report['demos']} demos ({report['samples']} frames) -> {args.out}")
-    return 0
-
-
 def cmd_offline_error(args) -> int:
     from pathlib import Path
 
@@ -121,7 +113,7 @@ def cmd_offline_error(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vla", description="vla-stack: VLA policies in MuJoCo simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, _add_convert_parser,
+    for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, add_convert_parser,
                 add_train_parser, _add_select_parser, _add_offline_error_parser, add_bench_parser,
                 add_serve_parser, add_robot_parser):
         add(sub)
@@ -195,16 +187,6 @@ def _add_replay_parser(sub) -> None:
     p.add_argument("--json")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_replay)
-
-
-def _add_convert_parser(sub) -> None:
-    p = sub.add_parser("convert", help="re-render a robosuite demo file (states only) into a full dataset")
-    p.add_argument("input")
-    p.add_argument("--out", required=True)
-    p.add_argument("--task", help="task name; default: from the file's robosuite env name")
-    p.add_argument("--image-size", type=IMAGE_SIZE, default=128)
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_convert)
 
 
 def main(argv: list[str] | None = None) -> int:
