@@ -165,7 +165,7 @@ def record_teleop(task: str, device: Device, episodes: int, out: str, *, seed: i
             result = run_episode(env, policy, episode_seed, record=True)
             log.append({"seed": episode_seed, "success": bool(result.success), "steps": result.steps})
             if result.success or keep_failures:
-                writer.write(_labelled(result.episode, type(device).__name__))
+                writer.write(label_teleop_episode(result.episode, type(device).__name__))
                 kept += 1
             if on_episode:
                 on_episode(log[-1], kept)
@@ -174,7 +174,7 @@ def record_teleop(task: str, device: Device, episodes: int, out: str, *, seed: i
     return TeleopReport(str(out), kept, len(log) - kept, log)
 
 
-def _labelled(episode, device_name: str):
+def label_teleop_episode(episode, device_name: str):
     """The episode with subtask phrases from its gripper commands and motion, marked as teleoperated."""
     from sim.segmentation import segment_subtasks
     from sim.tasks import Goal
@@ -183,3 +183,48 @@ def _labelled(episode, device_name: str):
                                         Goal.from_dict(episode.goal))
     episode.extra_attrs = {**episode.extra_attrs, "teleop": device_name}
     return episode
+
+
+class TeleopSource:
+    """Chunks for robots.client.RobotClient from an operator instead of a policy server (`vla robot --teleop`):
+    one action per request, through the client's safety filter and watchdog like a policy's. It speaks the
+    part of PolicyConnection the client uses (session_id, start, act, close)."""
+
+    def __init__(self, teleop: EndEffectorTeleop, control_hz: float, clock=None):
+        import time
+
+        self.teleop, self.horizon_ms = teleop, 2000.0 / control_hz  # the action and one tick of slack
+        self.clock = clock or time.monotonic
+        self.session_id: str | None = None
+
+    def start(self, instruction: str) -> str:
+        self.teleop.reset(instruction)
+        self.session_id = "teleop"
+        return self.session_id
+
+    def act(self, images: dict, joints, gripper: float):
+        from robots.connection import ChunkReply
+
+        chunk = self.teleop.act({"robot0_joint_pos": np.asarray(joints), **images})
+        return ChunkReply(chunk.actions, "", 0.0, self.horizon_ms, self.clock())
+
+    def close(self) -> None:
+        self.session_id = None
+
+
+class InlineExecutor:
+    """Runs each submitted call at once, on the caller's thread (the operator reads the simulator, which
+    the control loop steps: they must not run at the same time)."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as error:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(error)
+        return future
+
+    def shutdown(self, **kwargs) -> None:
+        pass

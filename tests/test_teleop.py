@@ -82,3 +82,21 @@ def test_the_operator_is_imperfect_but_repeatable(env_cache):
     steady = commands(OperatorHabits(tremor_m=0.0, pause_chance=0.0, overshoot_chance=0.0))
     assert not np.allclose(first, steady)  # tremor and pauses change what it sends
 
+
+
+def test_vla_robot_teleop_drives_through_the_safety_filter_and_records(tmp_path, capsys):
+    """The operator in place of a policy server, on the simulated driver: the client loop's safety filter
+    and watchdog stay in between, and --record keeps a labelled demo that replays."""
+    out = tmp_path / "robot_teleop.hdf5"
+    assert main(["robot", "--teleop", "scripted", "--task", "lift", "--steps", "150", "--seed", "3",
+                 "--image-size", str(IMAGE), "--record", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "-> scripted operator" in printed and "success True" in printed and "safety clips" in printed
+    episode = read_episode(out, open_dataset(out).demo_names[0])
+    assert episode.extra_attrs["teleop"] == "scripted" and {"grasp", "lift"} <= set(episode.subtasks)
+    assert all(result.faithful for result in replay_file(str(out), progress=False))
+
+
+def test_vla_robot_needs_a_server_or_an_operator(capsys):
+    assert main(["robot", "--task", "lift", "--steps", "5", "--image-size", str(IMAGE)]) == 2
+    assert "needs --server HOST:PORT (a policy server) or --teleop DEVICE" in capsys.readouterr().err

@@ -76,13 +76,15 @@ def cmd_robot(args) -> int:
     from pathlib import Path
 
     from robots.client import RobotClient
-    from robots.connection import PolicyConnection
     from robots.driver import SimDriver
     from robots.spec import get_robot_spec
     from robots.transport import read_token_file
     from sim.env import VlaEnv
     from sim.robot_recording import RecordingDriver, recording_output
 
+    if bool(args.server) == bool(args.teleop):
+        raise ValueError("vla robot needs --server HOST:PORT (a policy server) or --teleop DEVICE (an operator), "
+                         "one of them")
     spec = get_robot_spec(args.robot, image_size=args.image_size)
     token = read_token_file(args.token_file) if args.token_file else None
     root_cert = Path(args.tls_ca).read_bytes() if args.tls_ca else None
@@ -92,15 +94,16 @@ def cmd_robot(args) -> int:
         instruction = sim_driver.reset(seed=args.seed)
         writer = cleanup.enter_context(recording_output(args.record, env)) if args.record else None
         driver = RecordingDriver(sim_driver) if writer else sim_driver
-        connection = PolicyConnection(args.server, spec, token=token, root_cert=root_cert)
-        cleanup.callback(connection.close)
-        client = RobotClient(driver, connection, spec, instruction, keep_records=writer is not None)
+        source, executor = _command_source(args, env, spec, token, root_cert)
+        cleanup.callback(source.close)
+        client = RobotClient(driver, source, spec, instruction, keep_records=writer is not None, executor=executor)
         cleanup.callback(client.close)
-        print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server}", flush=True)
+        print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server or args.teleop + ' operator'}",
+              flush=True)
         report = client.run(steps=args.steps, should_stop=lambda: sim_driver.done)
         success = sim_driver.is_success()
         if writer is not None:
-            _save_recording(writer, driver, client.records)
+            _save_recording(writer, driver, client.records, args.teleop)
     per_chunk = max(1, report.chunks)
     print(f"ticks {report.ticks} {dict(report.modes)}, chunks {report.chunks} (inference "
           f"{report.inference_ms / per_chunk:.1f} ms, round trip {report.round_trip_ms / per_chunk:.1f} ms), "
@@ -114,12 +117,30 @@ def cmd_robot(args) -> int:
     return 0
 
 
-def _save_recording(writer, driver, records) -> None:
+def _command_source(args, env, spec, token, root_cert):
+    """(where the client gets its chunks, the executor that asks): the policy server, or with --teleop an
+    operator driving the arm in end-effector space (asked on the control loop's own thread)."""
+    if args.teleop:
+        from sim.teleop import DEVICES, EndEffectorTeleop, InlineExecutor, TeleopSource
+
+        teleop = EndEffectorTeleop(env, DEVICES[args.teleop](seed=args.seed))
+        return TeleopSource(teleop, spec.control_hz), InlineExecutor()
+    from robots.connection import PolicyConnection
+
+    return PolicyConnection(args.server, spec, token=token, root_cert=root_cert), None
+
+
+def _save_recording(writer, driver, records, teleop: str | None = None) -> None:
     subtasks = [record.subtask for record in records if record.command is not None]
     if not subtasks:
         print(f"no command was executed: nothing recorded into {writer.path}")  # a new file is removed
         return
-    name = writer.write(driver.episode(subtasks))
+    episode = driver.episode(subtasks)
+    if teleop:  # an operator names no subtasks: label them from the gripper events and motion
+        from sim.teleop import label_teleop_episode
+
+        episode = label_teleop_episode(episode, teleop)
+    name = writer.write(episode)
     print(f"recorded {len(subtasks)} steps as {writer.path}:/data/{name}")
 
 
@@ -155,7 +176,10 @@ def add_serve_parser(sub) -> None:
 
 def add_robot_parser(sub) -> None:
     p = sub.add_parser("robot", help="drive a simulated robot from a policy server (the physical-robot client loop)")
-    p.add_argument("--server", required=True, metavar="HOST:PORT")
+    p.add_argument("--server", metavar="HOST:PORT", help="the policy server (or --teleop)")
+    p.add_argument("--teleop", choices=["scripted"],
+                   help="drive the robot by an operator instead of a policy, through the same safety filter and "
+                        "watchdog (scripted: the headless operator of `vla teleop`); with --record, its demos")
     p.add_argument("--robot", default="panda")
     p.add_argument("--task", default="lift")
     p.add_argument("--steps", type=POSITIVE_INT, default=200,
