@@ -140,6 +140,7 @@ def test_image_shift_zero_keeps_the_training_images():
 
     class Images:  # every call draws the same rows; only the shift differs
         config = DataConfig(image_size=IMAGE)
+        weights = None  # uniform sampling, as a ChunkDataset without replay data
 
         def __len__(self):
             return 4

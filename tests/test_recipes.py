@@ -92,3 +92,54 @@ def test_the_smoke_preset_trains_end_to_end(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["tiny"]["hidden_size"] == 64 and config["data"]["image_size"] == 32
     assert TinyModelConfig().hidden_size != 64
+
+
+def _two_datasets(tmp_path):
+    from sim.dataset import DatasetWriter
+    from tests.test_vla_model import _episode
+
+    paths = []
+    for name, seeds in (("new", (0, 1)), ("old", (2, 3, 4, 5))):
+        path = tmp_path / f"{name}.hdf5"
+        with DatasetWriter(path, "pick-color", {"task": "pick-color"}) as writer:
+            for seed in seeds:
+                writer.write(_episode(seed))
+        paths.append(str(path))
+    return paths
+
+
+def test_replay_data_is_its_share_of_every_batch(tmp_path):
+    """Fine-tuning beside the data the checkpoint learned from: half of the samples from each, whatever
+    their sizes (here 2 new demos and 4 replayed)."""
+    import numpy as np
+
+    from vla.config import DataConfig
+    from vla.data import ChunkDataset, compute_norm_stats, load_demos
+    from vla.tokenizer import ActionTokenizer
+
+    new, old = _two_datasets(tmp_path)
+    config = DataConfig(image_size=32, chunk_size=2)
+    new_demos, _ = load_demos([new], config)
+    old_demos, _ = load_demos([old], config)
+    dataset = ChunkDataset(new_demos + old_demos, config, compute_norm_stats(new_demos + old_demos, config),
+                           ActionTokenizer(512, 256))
+    dataset.mix_in(len(new_demos), 0.3)
+    draws = np.random.default_rng(0).choice(len(dataset), size=20_000, p=dataset.weights)
+    replayed = np.mean([dataset.index[i][0] >= len(new_demos) for i in draws])
+    assert abs(replayed - 0.3) < 0.02
+    with pytest.raises(ValueError, match="a share in \\(0, 1\\)"):
+        dataset.mix_in(len(new_demos), 1.0)
+
+
+def test_vla_train_replay_fine_tunes_beside_the_old_data(tmp_path):
+    new, old = _two_datasets(tmp_path)
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    assert main(["train", "--data", old, "--out", str(base), "--preset", "smoke", "--set", "data.image_size=32",
+                 "--quiet"]) == 0
+    assert main(["train", "--data", new, "--replay", old, "--init", str(base), "--out", str(tuned),
+                 "--preset", "finetune", "--steps", "2", "--set", "train.replay_share=0.25", "--quiet"]) == 0
+    from vla.checkpoint import load_training_state
+
+    saved = json.loads((tuned / "config.json").read_text())
+    assert saved["tiny"]["hidden_size"] == 64  # the init checkpoint's model, fine-tuned
+    assert load_training_state(tuned)["train_config"]["replay_share"] == 0.25

@@ -132,3 +132,4 @@ class TrainConfig:
     snapshot_every: int = 0  # also keep the weights of every N-th step under OUT/snapshots/ (0: off)
     ema_decay: float = 0.0  # and an exponential moving average of them (e.g. 0.999; 0: off)
     relabel_goals: float = 0.0  # with augment: share of multi-cube samples naming another goal (sim/goal_relabel.py)
+    replay_share: float = 0.5  # with replay data (fine-tuning): the share of every batch drawn from it

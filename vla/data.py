@@ -124,9 +124,19 @@ class ChunkDataset(torch.utils.data.Dataset):
         self.demos, self.config, self.stats, self.tokenizer, self.labels = demos, config, stats, tokenizer, labels
         self.phrase_index = {phrase: i for i, phrase in enumerate(phrases)}
         self.index = [(d, t) for d, demo in enumerate(demos) for t in np.flatnonzero(~self._skipped(demo))]
+        self.weights: np.ndarray | None = None  # sampling probability of each index (None: uniform)
 
     def _skipped(self, demo: Demo) -> np.ndarray:
         return idle_frames(demo) if self.config.skip_idle_frames else np.zeros(len(demo.actions), dtype=bool)
+
+    def mix_in(self, replay_from: int, share: float) -> None:
+        """Demos from index replay_from on are replay data (fine-tuning): draw `share` of the samples
+        from them and the rest from the demos before, each frame of a part equally likely."""
+        is_replay = np.array([d >= replay_from for d, _ in self.index])
+        if not 0.0 < share < 1.0 or is_replay.all() or not is_replay.any():
+            raise ValueError(f"replay: a share in (0, 1) of samples from replay data beside the new data, got "
+                             f"share {share} with {int(is_replay.sum())} of {len(is_replay)} frames replayed")
+        self.weights = np.where(is_replay, share / is_replay.sum(), (1.0 - share) / (~is_replay).sum())
 
     def __len__(self) -> int:
         return len(self.index)

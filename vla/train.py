@@ -65,7 +65,10 @@ def setup_runtime() -> Runtime:
 
 def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, augment: bool):
     generator = np.random.default_rng([cfg.seed, rank, step])
-    indices = generator.integers(len(dataset), size=cfg.batch_size)
+    if dataset.weights is None:
+        indices = generator.integers(len(dataset), size=cfg.batch_size)
+    else:
+        indices = generator.choice(len(dataset), size=cfg.batch_size, p=dataset.weights)
     rng, relabel = (generator, cfg.relabel_goals) if augment else (None, 0.0)
     batch = collate([dataset.sample(int(i), rng, relabel) for i in indices])
     if dataset.config.use_subtasks:
@@ -107,11 +110,13 @@ def validate(model, dataset: ChunkDataset, cfg: TrainConfig, mode: str, runtime:
 
 
 def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, init: Path | None = None,
-            relabel_goals: float = 0.0, scene_labels: SceneLabels | None = None):
+            relabel_goals: float = 0.0, scene_labels: SceneLabels | None = None, replay: tuple[str, ...] = (),
+            replay_share: float = 0.5):
     """(config, model, stats, train set, valid set, optimizer state) for a fresh, resumed or
     fine-tuning run. Fine-tuning (`init`) starts from that checkpoint's weights, configuration,
     tokenizers and normalization, with a fresh optimizer and learning-rate schedule. The object and
-    goal-keypoint losses need the simulator's `scene_labels` (vla.scene_labels)."""
+    goal-keypoint losses need the simulator's `scene_labels` (vla.scene_labels). `replay` files (the data a
+    fine-tuned checkpoint was trained on) give `replay_share` of every training batch, so it keeps its skills."""
     model, stats, state = None, None, None
     if resume:
         model, config, stats = load_checkpoint(out)
@@ -119,14 +124,17 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, i
     elif init is not None:
         model, config, stats = load_checkpoint(init)
     _check_relabel_goals(relabel_goals, config)
-    labels = _scene_labels_available(data_paths, _scene_labels_needed(config, scene_labels))
+    labels = _scene_labels_available([*data_paths, *replay], _scene_labels_needed(config, scene_labels))
     train_demos, valid_demos = load_demos(data_paths, config.data, labels)
+    replay_demos = load_demos(list(replay), config.data, labels)[0] if replay else []
     if stats is None:
-        stats = compute_norm_stats(train_demos, config.data)
+        stats = compute_norm_stats(train_demos + replay_demos, config.data)
     if model is None:
-        config, model = _fresh_model(config, train_demos + valid_demos)
+        config, model = _fresh_model(config, train_demos + valid_demos + replay_demos)
     tokenizer, phrases = model.action_tokenizer, config.tiny.planner_phrases
-    train_set = ChunkDataset(train_demos, config.data, stats, tokenizer, phrases, labels)
+    train_set = ChunkDataset(train_demos + replay_demos, config.data, stats, tokenizer, phrases, labels)
+    if replay_demos:
+        train_set.mix_in(len(train_demos), replay_share)
     valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases, labels)
     return config, model, stats, train_set, valid_set, state
 
@@ -169,9 +177,12 @@ def _fresh_model(config: VlaConfig, demos):
 
 def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(),
           cfg: TrainConfig = TrainConfig(), resume: bool = False, progress: bool = True,
-          init: str | Path | None = None, scene_labels: SceneLabels | None = None) -> dict:
+          init: str | Path | None = None, scene_labels: SceneLabels | None = None,
+          replay: tuple[str, ...] = ()) -> dict:
     """Train (from scratch, or fine-tune the checkpoint `init`) and checkpoint into `out`; returns the final
-    metrics. scene_labels: the simulator's training-only labels, for the object and goal-keypoint losses."""
+    metrics. scene_labels: the simulator's training-only labels, for the object and goal-keypoint losses;
+    replay: datasets mixed into every batch (cfg.replay_share of it) beside data_paths, e.g. the data the
+    `init` checkpoint learned from, so fine-tuning teaches without forgetting."""
     out = Path(out)
     if not resume and (out / "config.json").exists():
         raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or pick another --out")
@@ -181,7 +192,8 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
     torch.manual_seed(cfg.seed)
     config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, resume,
                                                                 Path(init) if init is not None else None,
-                                                                cfg.relabel_goals, scene_labels)
+                                                                cfg.relabel_goals, scene_labels, tuple(replay),
+                                                                cfg.replay_share)
     if state is not None:
         cfg = TrainConfig(**{**state["train_config"], "steps": max(cfg.steps, state["train_config"]["steps"])})
     model.to(runtime.device)

@@ -28,7 +28,7 @@ def cmd_train(args) -> int:
     recipe = recipe_of(args)
     init = checkpoint_dir(args.init) if args.init else None
     metrics = train(args.data, args.out, recipe.model, recipe.train, resume=args.resume, progress=not args.quiet,
-                    init=init, scene_labels=SIM_SCENE_LABELS)
+                    init=init, scene_labels=SIM_SCENE_LABELS, replay=tuple(args.replay or ()))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         store_execution_settings(args.out, init)
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
@@ -103,6 +103,9 @@ def add_train_parser(sub) -> None:
                    help="fine-tune: start from this checkpoint (`default`, a directory): its weights, model and "
                         "data options, tokenizers and normalization; a fresh optimizer and schedule over --steps")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--replay", nargs="+", metavar="FILE",
+                   help="fine-tuning: also train on these datasets (e.g. what the --init checkpoint learned from), "
+                        "as train.replay_share (default 0.5) of every batch, so it keeps what it could do")
     _add_model_flags(p)
     _add_training_flags(p)
     p.add_argument("--quiet", action="store_true")
