@@ -147,10 +147,12 @@ class TeleopReport:
 
 def record_teleop(task: str, device: Device, episodes: int, out: str, *, seed: int = 0, append: bool = False,
                   keep_failures: bool = False, env_config=None, max_attempts: int | None = None,
-                  on_episode=None) -> TeleopReport:
+                  instruction: str | None = None, on_episode=None) -> TeleopReport:
     """Drive `episodes` kept episodes of `task` with `device` (seeds seed, seed + 1, ...) into the dataset
     `out`; episodes that do not succeed are discarded unless keep_failures. Each kept demo is labelled
-    by sim.segmentation and marked teleop=<device class>; a run that keeps none leaves no new file."""
+    by sim.segmentation and marked teleop=<device class>; with `instruction`, it is recorded as the demo's
+    instruction instead of the task's phrasing (a new way to say it). A run that keeps none leaves no new
+    file."""
     from sim.collect import env_args
     from sim.dataset_output import dataset_output
     from sim.env import EnvConfig, VlaEnv
@@ -165,7 +167,9 @@ def record_teleop(task: str, device: Device, episodes: int, out: str, *, seed: i
             result = run_episode(env, policy, episode_seed, record=True)
             log.append({"seed": episode_seed, "success": bool(result.success), "steps": result.steps})
             if result.success or keep_failures:
-                writer.write(label_teleop_episode(result.episode, type(device).__name__))
+                episode = label_teleop_episode(result.episode, type(device).__name__)
+                episode.instruction = instruction or episode.instruction
+                writer.write(episode)
                 kept += 1
             if on_episode:
                 on_episode(log[-1], kept)

@@ -56,12 +56,13 @@ def test_commands_beyond_the_speed_limit_are_clipped(env_cache):
 def test_vla_teleop_records_labelled_demos_that_replay_exactly(tmp_path, capsys):
     out = tmp_path / "teleop.hdf5"
     assert main(["teleop", "--task", "pick-color", "--device", "scripted", "--out", str(out), "--episodes", "1",
-                 "--seed", "800000", "--image-size", str(IMAGE), "--quiet"]) == 0
+                 "--seed", "800000", "--image-size", str(IMAGE), "--instruction", "fetch me that cube", "--quiet"]) == 0
     assert "kept 1 teleoperated episodes" in capsys.readouterr().out
     info = open_dataset(out)
     episode = read_episode(out, info.demo_names[0])
     assert info.env_args["demonstrator"] == "teleop" and episode.extra_attrs["teleop"] == "ScriptedOperator"
     assert episode.success and episode.subtasks[0].startswith("reach the ")
+    assert episode.instruction == "fetch me that cube"
     assert {"grasp", "lift"} <= set(episode.subtasks)
     assert all(result.faithful for result in replay_file(str(out), progress=False))
 

@@ -15,7 +15,7 @@ def cmd_teleop(args) -> int:
     progress = None if args.quiet else _progress
     report = record_teleop(args.task, device, args.episodes, args.out, seed=args.seed, append=args.append,
                            keep_failures=args.keep_failures, env_config=EnvConfig(image_size=args.image_size),
-                           on_episode=progress)
+                           instruction=args.instruction, on_episode=progress)
     print(f"kept {report.kept} teleoperated episodes ({report.discarded} discarded) -> {report.out}")
     if report.kept < args.episodes:
         print(f"vla teleop: error: only {report.kept} of {args.episodes} episodes succeeded in "
@@ -40,6 +40,8 @@ def add_teleop_parser(sub) -> None:
     p.add_argument("--seed", type=SEED, default=0, help="episode i uses seed SEED+i")
     p.add_argument("--append", action="store_true", help="add episodes to an existing --out file")
     p.add_argument("--keep-failures", action="store_true", help="keep episodes that do not succeed too")
+    p.add_argument("--instruction", help="record this as every demo's instruction (default: the task's phrasing of "
+                   "the episode's goal)")
     p.add_argument("--image-size", type=IMAGE_SIZE, default=128)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_teleop)
