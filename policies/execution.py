@@ -14,8 +14,9 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from vla.config import READOUTS
+
 EXECUTION_FILE = "execution.json"
-READOUTS = ("argmax", "mean")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import Counter
@@ -160,29 +161,27 @@ class StreamGuard(grpc.ServerInterceptor):
         return run
 
     def _slotted_stream(self, behavior: Callable, request, context):
-        peer = self._take_slot(context)
-        try:
+        with self._slot(context):
             yield from behavior(request, context)
-        except StreamIdle as idle:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(idle))
-        finally:
-            self.slots.release(peer)
 
     def _slotted_call(self, behavior: Callable, request, context):
-        peer = self._take_slot(context)
-        try:
+        with self._slot(context):
             return behavior(request, context)
-        except StreamIdle as idle:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(idle))
-        finally:
-            self.slots.release(peer)
 
-    def _take_slot(self, context) -> str:
+    @contextlib.contextmanager
+    def _slot(self, context):
+        """A stream slot of the calling peer for the block (RESOURCE_EXHAUSTED when there is none); a
+        request stream that goes idle inside ends with DEADLINE_EXCEEDED."""
         peer = peer_address(context.peer())
         refusal = self.slots.take(peer)
         if refusal:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
-        return peer
+        try:
+            yield
+        except StreamIdle as idle:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(idle))
+        finally:
+            self.slots.release(peer)
 
 
 @dataclass(frozen=True)

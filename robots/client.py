@@ -80,6 +80,22 @@ class _Pending:
     sent_at: float
 
 
+class InlineExecutor:
+    """Runs each request at once on the control loop's own thread (an in-process command source that reads
+    state the loop changes, or tests in simulated time)."""
+
+    def submit(self, fn, *args) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as error:  # noqa: BLE001 - handed to the loop through the future, like a failed RPC
+            future.set_exception(error)
+        return future
+
+    def shutdown(self, **kwargs) -> None:
+        pass
+
+
 class RobotClient:
     """driver: a robots.driver.Driver; policy: a PolicyConnection or a "host:port" target."""
 

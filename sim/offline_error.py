@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from sim.approach import GRIPPER_CLOSE_COMMAND
+from sim.camera_projection import CameraProjector
 from sim.dataset import open_dataset, read_episode
+from sim.object_positions import cube_positions, cube_qpos_addresses
+from sim.tasks import Goal
 
 
 @dataclass
@@ -79,9 +82,6 @@ def _first_frame_grounding(predictor, task: str | None, episodes) -> tuple[float
     (None, None) without a head, a recorded task or the gripper's recorded position."""
     if not predictor.has_object_head or task is None or any("robot0_eef_pos" not in e.observations for e in episodes):
         return None, None
-    from sim.object_positions import cube_positions, cube_qpos_addresses
-    from sim.tasks import Goal
-
     errors, nearest_named = [], []
     for episode in episodes:
         gripper = episode.observations["robot0_eef_pos"][0]
@@ -102,10 +102,6 @@ def _first_frame_keypoints(predictor, task: str | None, episodes) -> tuple[float
     where that patch is nearer the named cube than any other seen cube; (None, None) without goal keypoints."""
     if not predictor.has_goal_keypoints or task is None:
         return None, None
-    from sim.camera_projection import CameraProjector
-    from sim.object_positions import cube_positions, cube_qpos_addresses
-    from sim.tasks import Goal
-
     data = predictor.config.data
     errors, nearest_named = [], []
     for episode in episodes:

@@ -54,9 +54,12 @@ def execution_settings(directory: Path, options: PolicyOptions) -> ExecutionSett
 
 def checkpoint_execution(spec: str, options: PolicyOptions) -> ExecutionSettings | None:
     """The settings a checkpoint --policy (default, a directory) runs with; None for other policies."""
-    if spec != "default" and not Path(spec).is_dir():
-        return None
-    return execution_settings(checkpoint_dir(spec), options)
+    return execution_settings(checkpoint_dir(spec), options) if is_checkpoint(spec) else None
+
+
+def is_checkpoint(spec: str) -> bool:
+    """Whether a --policy names a checkpoint: `default` or a directory."""
+    return spec == "default" or Path(spec).is_dir()
 
 
 def checkpoint_dir(spec: str) -> Path:
@@ -95,7 +98,7 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
         from policies.hold import HoldPolicy
 
         return HoldPolicy()
-    if spec == "default" or Path(spec).is_dir():
+    if is_checkpoint(spec):
         return checkpoint_policy(checkpoint_dir(spec), options)
     raise ValueError(f"unknown policy {spec!r}; available now: {', '.join(KNOWN)}")
 

@@ -14,6 +14,7 @@ through the same commands a device sends, with hand tremor, pauses and overshoot
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -194,11 +195,9 @@ class TeleopSource:
     one action per request, through the client's safety filter and watchdog like a policy's. It speaks the
     part of PolicyConnection the client uses (session_id, start, act, close)."""
 
-    def __init__(self, teleop: EndEffectorTeleop, control_hz: float, clock=None):
-        import time
-
+    def __init__(self, teleop: EndEffectorTeleop, control_hz: float, clock=time.monotonic):
         self.teleop, self.horizon_ms = teleop, 2000.0 / control_hz  # the action and one tick of slack
-        self.clock = clock or time.monotonic
+        self.clock = clock
         self.session_id: str | None = None
 
     def start(self, instruction: str) -> str:
@@ -214,21 +213,3 @@ class TeleopSource:
 
     def close(self) -> None:
         self.session_id = None
-
-
-class InlineExecutor:
-    """Runs each submitted call at once, on the caller's thread (the operator reads the simulator, which
-    the control loop steps: they must not run at the same time)."""
-
-    def submit(self, fn, *args):
-        from concurrent.futures import Future
-
-        future = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as error:  # noqa: BLE001 - handed to the caller through the future
-            future.set_exception(error)
-        return future
-
-    def shutdown(self, **kwargs) -> None:
-        pass

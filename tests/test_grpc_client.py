@@ -9,7 +9,7 @@ import numpy as np
 
 from policies.hold import HoldPolicy
 from policies.server import serve
-from robots.client import ACT, HOLD, IDLE, STOP, RobotClient
+from robots.client import ACT, HOLD, IDLE, STOP, InlineExecutor, RobotClient
 from robots.connection import ChunkReply, PolicyConnection, PolicyRpcError
 from robots.spec import panda_spec
 
@@ -67,21 +67,6 @@ class ScriptedConnection:
             raise answer
         actions, expires_in_ms = answer
         return ChunkReply(np.asarray(actions, np.float32), "", 1.0, expires_in_ms, self.clock())
-
-
-class InlineExecutor:
-    """Runs each request at once (simulated time: the network is instant)."""
-
-    def submit(self, fn, *args):
-        future = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as error:  # noqa: BLE001
-            future.set_exception(error)
-        return future
-
-    def shutdown(self, **kwargs):
-        pass
 
 
 def ramp(joints, k, step=0.001):

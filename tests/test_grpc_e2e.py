@@ -1,15 +1,13 @@
 """End to end: `hold` served over gRPC drives a simulated Panda through the robot client loop,
 and `--policy grpc://HOST:PORT` works wherever a policy is expected."""
 
-from concurrent.futures import Future
-
 import numpy as np
 import pytest
 
 from policies.hold import HoldPolicy
 from policies.remote import RemotePolicy
 from policies.server import serve
-from robots.client import ACT, RobotClient
+from robots.client import ACT, InlineExecutor, RobotClient
 from robots.driver import Driver, SimDriver
 from robots.spec import panda_spec
 
@@ -54,16 +52,6 @@ def test_sim_driver_speaks_the_driver_interface(env):
     assert set(images) == {"agentview", "robot0_eye_in_hand"} and images["agentview"].shape == (IMAGE, IMAGE, 3)
     driver.send_command(np.append(joints, gripper))
     assert env.steps == 1 and driver.commands_sent == 1
-
-
-class InlineExecutor:
-    def submit(self, fn, *args):
-        future = Future()
-        future.set_result(fn(*args))
-        return future
-
-    def shutdown(self, **kwargs):
-        pass
 
 
 class SteppedClock:
@@ -216,29 +204,28 @@ def test_vla_robot_exits_nonzero_with_a_summary_when_its_server_died(spec, capsy
 
 
 def test_vla_robot_exits_nonzero_when_no_server_ever_answered(capsys):
-    import socket
-
     from vla.cli import main
 
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    code = main(["robot", "--server", f"127.0.0.1:{port}", "--task", "lift", "--steps", "5",
+    code = main(["robot", "--server", f"127.0.0.1:{_unused_port()}", "--task", "lift", "--steps", "5",
                  "--image-size", str(IMAGE)])
     err = capsys.readouterr().err
     assert code == 1 and "chunks 0" in err and "no reachable policy at the end" in err
 
 
 def test_vla_robot_record_leaves_no_new_file_when_nothing_was_recorded(capsys, tmp_path):
-    import socket
-
     from vla.cli import main
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     out = tmp_path / "robot.hdf5"
-    code = main(["robot", "--server", f"127.0.0.1:{port}", "--task", "lift", "--steps", "3",
+    code = main(["robot", "--server", f"127.0.0.1:{_unused_port()}", "--task", "lift", "--steps", "3",
                  "--image-size", str(IMAGE), "--record", str(out)])
     assert code == 1 and "nothing recorded" in capsys.readouterr().out
     assert not out.exists()  # a rerun with another --task is not refused by an empty file of this one
+
+
+def _unused_port() -> int:
+    """A loopback port nobody listens on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -9,8 +9,6 @@ import torch
 
 from vla.config import DECODING_MODES
 
-READOUTS = ("argmax", "mean")  # per action token: the likeliest bin, or the expected value (parallel only)
-
 
 @dataclass
 class Batch:

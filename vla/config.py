@@ -12,6 +12,7 @@ from vla.action_space import check_mode
 # (OpenVLA-OFT; optionally the joints only, the gripper staying a token); its checkpoints decode only
 # that way, and token checkpoints never do.
 DECODING_MODES = ("autoregressive", "parallel", "regression")
+READOUTS = ("argmax", "mean")  # per action token: the likeliest bin, or the expected value (parallel only)
 OBJECT_TOKEN_MODES = ("", "predicted", "teacher")
 
 

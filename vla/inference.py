@@ -21,8 +21,9 @@ import torch
 
 from robots.batching import Batcher
 from vla.action_space import to_robot
-from vla.batch import READOUTS, Batch, check_decoding
+from vla.batch import Batch, check_decoding
 from vla.checkpoint import load_checkpoint
+from vla.config import READOUTS
 
 T = TypeVar("T")
 

@@ -109,21 +109,20 @@ def validate(model, dataset: ChunkDataset, cfg: TrainConfig, mode: str, runtime:
     return totals
 
 
-def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, init: Path | None = None,
-            relabel_goals: float = 0.0, scene_labels: SceneLabels | None = None, replay: tuple[str, ...] = (),
-            replay_share: float = 0.5):
+def prepare(data_paths: list[str], out: Path, config: VlaConfig, cfg: TrainConfig, resume: bool,
+            init: Path | None = None, scene_labels: SceneLabels | None = None, replay: tuple[str, ...] = ()):
     """(config, model, stats, train set, valid set, optimizer state) for a fresh, resumed or
     fine-tuning run. Fine-tuning (`init`) starts from that checkpoint's weights, configuration,
     tokenizers and normalization, with a fresh optimizer and learning-rate schedule. The object and
     goal-keypoint losses need the simulator's `scene_labels` (vla.scene_labels). `replay` files (the data a
-    fine-tuned checkpoint was trained on) give `replay_share` of every training batch, so it keeps its skills."""
+    fine-tuned checkpoint was trained on) give cfg.replay_share of every training batch, so it keeps its skills."""
     model, stats, state = None, None, None
     if resume:
         model, config, stats = load_checkpoint(out)
         state = load_training_state(out)
     elif init is not None:
         model, config, stats = load_checkpoint(init)
-    _check_relabel_goals(relabel_goals, config)
+    _check_relabel_goals(cfg.relabel_goals, config)
     labels = _scene_labels_available([*data_paths, *replay], _scene_labels_needed(config, scene_labels))
     train_demos, valid_demos = load_demos(data_paths, config.data, labels)
     replay_demos = load_demos(list(replay), config.data, labels)[0] if replay else []
@@ -134,7 +133,7 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, resume: bool, i
     tokenizer, phrases = model.action_tokenizer, config.tiny.planner_phrases
     train_set = ChunkDataset(train_demos + replay_demos, config.data, stats, tokenizer, phrases, labels)
     if replay_demos:
-        train_set.mix_in(len(train_demos), replay_share)
+        train_set.mix_in(len(train_demos), cfg.replay_share)
     valid_set = ChunkDataset(valid_demos or train_demos[:1], config.data, stats, tokenizer, phrases, labels)
     return config, model, stats, train_set, valid_set, state
 
@@ -190,10 +189,9 @@ def train(data_paths: list[str], out: str | Path, config: VlaConfig = VlaConfig(
     _check_image_shift(cfg, config.data.image_size)
     runtime = setup_runtime()
     torch.manual_seed(cfg.seed)
-    config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, resume,
+    config, model, stats, train_set, valid_set, state = prepare(data_paths, out, config, cfg, resume,
                                                                 Path(init) if init is not None else None,
-                                                                cfg.relabel_goals, scene_labels, tuple(replay),
-                                                                cfg.replay_share)
+                                                                scene_labels, tuple(replay))
     if state is not None:
         cfg = TrainConfig(**{**state["train_config"], "steps": max(cfg.steps, state["train_config"]["steps"])})
     model.to(runtime.device)

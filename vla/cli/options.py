@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vla.cli.types import ENSEMBLE_DECAY, IMAGE_SIZE, NON_NEGATIVE_INT, POSITIVE_INT, SEED, WORKERS
+from vla.config import READOUTS
 
 
 def env_config(args):
@@ -28,7 +29,7 @@ def add_policy_options(p) -> None:
                         "controller acts without it until the planner moves on (0: off)")
     p.add_argument("--ensemble-decay", type=ENSEMBLE_DECAY,
                    help="with --ensemble: the i-th oldest prediction weighs exp(-DECAY * i); < 0 favours the newest")
-    p.add_argument("--readout", choices=["argmax", "mean"],
+    p.add_argument("--readout", choices=READOUTS,
                    help="checkpoints: each action token's likeliest bin, or its expected value (parallel decoding)")
     p.add_argument("--gripper-latch", action=flag,
                    help="checkpoints: send the gripper fully closed above 0.5 and fully open again only below 0.25")
@@ -36,12 +37,10 @@ def add_policy_options(p) -> None:
 
 def policy_options(args):
     """The execution flags given on the command line (None: the checkpoint's own setting)."""
+    from policies.execution import ExecutionSettings
     from sim.policy_loader import PolicyOptions
 
-    return PolicyOptions(flat=args.flat, execute_steps=args.execute_steps, ensemble=args.ensemble,
-                         plan_every=args.plan_every, ensemble_decay=args.ensemble_decay,
-                         gripper_latch=args.gripper_latch, readout=args.readout,
-                         forward_planner=args.forward_planner, phase_timeout=args.phase_timeout)
+    return PolicyOptions(**{name: getattr(args, name) for name in ExecutionSettings.names()})
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

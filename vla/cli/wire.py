@@ -121,7 +121,8 @@ def _command_source(args, env, spec, token, root_cert):
     """(where the client gets its chunks, the executor that asks): the policy server, or with --teleop an
     operator driving the arm in end-effector space (asked on the control loop's own thread)."""
     if args.teleop:
-        from sim.teleop import DEVICES, EndEffectorTeleop, InlineExecutor, TeleopSource
+        from robots.client import InlineExecutor
+        from sim.teleop import DEVICES, EndEffectorTeleop, TeleopSource
 
         teleop = EndEffectorTeleop(env, DEVICES[args.teleop](seed=args.seed))
         return TeleopSource(teleop, spec.control_hz), InlineExecutor()
