@@ -40,8 +40,9 @@ def bench_robosuite_default(task: str, steps: int, image_size: int) -> dict:
     controller and cameras."""
     from sim.backend import make_robosuite_env
 
-    env = make_robosuite_env(get_task(task).robosuite_env, hard_reset=True, camera_obs=True,
-                             cameras=DEFAULT_CAMERAS, image_size=image_size)
+    spec = get_task(task)
+    env = make_robosuite_env(spec.robosuite_env, hard_reset=True, camera_obs=True, cameras=DEFAULT_CAMERAS,
+                             image_size=image_size, **spec.suite_kwargs())
     obs = env.reset()
     hold = np.append(obs["robot0_joint_pos"], -1.0)
     result = {"steps_per_s": _time_steps(env.step, hold, steps), "reset_s": _time_reset(env.reset)}

@@ -35,12 +35,13 @@ def joint_position_controller_config(kp: float = JOINT_KP) -> dict:
 
 
 def make_robosuite_env(env_name: str, *, control_hz: int = CONTROL_HZ, hard_reset: bool = False,
-                       camera_obs: bool = False, cameras=(), image_size: int = 128, construction_seed: int = 0):
+                       camera_obs: bool = False, cameras=(), image_size: int = 128, construction_seed: int = 0,
+                       **scene_kwargs):
     """suite.make with the project's defaults.
 
-    construction_seed fixes what robosuite randomises while building the model (e.g. the
-    Lift cube's size) so every process builds the same scene; per-episode randomness comes
-    from `reseed`.
+    scene_kwargs go to the scene's constructor (a task's TaskSpec.suite_kwargs()). construction_seed
+    fixes what robosuite randomises while building the model (e.g. the Lift cube's size) so every
+    process builds the same scene; per-episode randomness comes from `reseed`.
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
     # Mesa llvmpipe: at 128 px one raster thread is faster than two, and leaves the other
@@ -66,6 +67,7 @@ def make_robosuite_env(env_name: str, *, control_hz: int = CONTROL_HZ, hard_rese
         ignore_done=True,
         horizon=10**6,
         seed=construction_seed,
+        **scene_kwargs,
     )
 
 

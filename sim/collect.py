@@ -40,7 +40,8 @@ def env_args(task: str, config: EnvConfig) -> dict:
         "env_name": spec.robosuite_env, "type": 1, "task": task,
         "env_kwargs": {"robots": ["Panda"], "controller_configs": joint_position_controller_config(),
                        "control_freq": config.control_hz, "camera_names": list(config.cameras),
-                       "camera_heights": config.image_size, "camera_widths": config.image_size},
+                       "camera_heights": config.image_size, "camera_widths": config.image_size,
+                       **spec.suite_kwargs()},
         "vla": asdict(config),
     }
 

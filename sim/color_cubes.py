@@ -1,8 +1,10 @@
-"""A robosuite table-top scene with a red, a green and a blue cube at random places.
+"""A robosuite table-top scene with a red, a green and a blue cube at random places, and optionally a fixture.
 
-The goal (which cube to pick, and onto which cube to place it) is set by the task layer
+The goal (which cube to pick, and onto which cube or fixture to move it) is set by the task layer
 through `set_goal`; the success check follows robosuite's Lift (picked: lifted 4 cm above
-the table) and Stack (placed: resting on the base cube, touching it, not grasped).
+the table) and Stack (placed: resting on the base cube, touching it, not grasped). Fixtures (sim.fixtures):
+a yellow marker on the table to push a cube onto, or a bin to drop it into; the base of such a goal is the
+fixture's name, and the fixture's own check decides.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from robosuite.models.objects import BoxObject
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils.placement_samplers import UniformRandomSampler
 
+from sim.fixtures import FIXTURES, place_fixture
+
 CUBE_COLORS = {"red": (0.85, 0.1, 0.1, 1), "green": (0.1, 0.7, 0.15, 1), "blue": (0.1, 0.25, 0.9, 1)}
 CUBE_HALF_SIZE = 0.02
 LIFT_MARGIN = 0.04
@@ -24,7 +28,11 @@ MAX_PLACEMENT_TRIES = 200
 class ColorCubes(ManipulationEnv):
     """Three coloured cubes; `goal = (target, base)` where base is None for picking."""
 
-    def __init__(self, robots, table_full_size=(0.8, 0.8, 0.05), table_friction=(1.0, 5e-3, 1e-4), **kwargs):
+    def __init__(self, robots, table_full_size=(0.8, 0.8, 0.05), table_friction=(1.0, 5e-3, 1e-4),
+                 fixture: str | None = None, **kwargs):
+        if fixture is not None and fixture not in FIXTURES:
+            raise ValueError(f"unknown fixture {fixture!r}; choose from {sorted(FIXTURES)}")
+        self.fixture_name = fixture
         self.table_full_size = table_full_size
         self.table_friction = table_friction
         self.table_offset = np.array((0, 0, 0.8))
@@ -34,23 +42,29 @@ class ColorCubes(ManipulationEnv):
 
     def set_goal(self, target: str, base: str | None) -> None:
         for color in (target, base):
-            if color is not None and color not in CUBE_COLORS:
-                raise ValueError(f"unknown cube colour {color!r}; choose from {sorted(CUBE_COLORS)}")
+            if color is not None and color not in CUBE_COLORS and color != self.fixture_name:
+                raise ValueError(f"unknown cube colour {color!r}; choose from {sorted(CUBE_COLORS)}"
+                                 + (f" or the {self.fixture_name}" if self.fixture_name else ""))
         self.goal = (target, base)
 
     def cube_body_id(self, color: str) -> int:
         return self.sim.model.body_name2id(self.cubes[color].root_body)
+
+    def is_grasped(self, color: str) -> bool:
+        return bool(self._check_grasp(gripper=self.robots[0].gripper, object_geoms=self.cubes[color]))
 
     def reward(self, action=None):
         return 1.0 if self._check_success() else 0.0
 
     def _check_success(self) -> bool:
         target, base = self.goal
+        if base is not None and base == self.fixture_name:
+            return FIXTURES[base].holds(self, target)
         target_z = self.sim.data.body_xpos[self.cube_body_id(target)][2]
         lifted = target_z > self.table_offset[2] + LIFT_MARGIN
         if base is None:
             return bool(lifted)
-        grasped = self._check_grasp(gripper=self.robots[0].gripper, object_geoms=self.cubes[target])
+        grasped = self.is_grasped(target)
         touching = self.check_contact(self.cubes[target], self.cubes[base])
         return bool(lifted and touching and not grasped)
 
@@ -79,18 +93,23 @@ class ColorCubes(ManipulationEnv):
             z_offset=0.01,
             rng=self.rng,
         )
+        self.fixture = FIXTURES[self.fixture_name].build() if self.fixture_name else None
         self.model = ManipulationTask(
             mujoco_arena=arena,
             mujoco_robots=[robot.robot_model for robot in self.robots],
-            mujoco_objects=list(self.cubes.values()),
+            mujoco_objects=list(self.cubes.values()) + ([self.fixture] if self.fixture else []),
         )
 
     def _reset_internal(self):
         super()._reset_internal()
         if self.deterministic_reset:
             return
-        for pos, quat, obj in self._sample_spaced_placement().values():
+        placement = self._sample_spaced_placement()
+        for pos, quat, obj in placement.values():
             self.sim.data.set_joint_qpos(obj.joints[0], np.concatenate([np.array(pos), np.array(quat)]))
+        if self.fixture is not None:
+            cubes_xy = np.array([pos[:2] for pos, _, _ in placement.values()])
+            place_fixture(self, FIXTURES[self.fixture_name], cubes_xy)
 
     def _sample_spaced_placement(self) -> dict:
         """Resample (from the seeded rng) until every pair of cubes is MIN_CUBE_SPACING apart."""

@@ -45,7 +45,8 @@ class VlaEnv(gym.Env):
         self.task = get_task(task) if isinstance(task, str) else task
         self.config = config
         self.max_steps = config.max_steps or self.task.max_steps
-        self.suite_env = make_robosuite_env(self.task.robosuite_env, control_hz=config.control_hz)
+        self.suite_env = make_robosuite_env(self.task.robosuite_env, control_hz=config.control_hz,
+                                            **self.task.suite_kwargs())
         settings = RenderSettings(config.image_size, config.image_size, fast=config.fast_render,
                                   cull=config.fast_render)
         self.renderer = CameraRenderer(self.suite_env.sim, config.cameras, settings)

@@ -10,36 +10,22 @@ they come without the experts' subtask phrases, so sim.segmentation labels them.
 Devices: `scripted` (ScriptedOperator), a headless stand-in for a person used by tests and
 measurements: it watches the scene, steers toward where the scripted expert would put the gripper
 through the same commands a device sends, with hand tremor, pauses and overshoots it then corrects.
+`keyboard`, `spacemouse` and `gamepad` wrap robosuite's device drivers (sim.teleop_devices); a person
+drives them in a live view (sim.teleop_session).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
 from policies.base import ActionChunk
 from sim.experts.scene import Scene
 from sim.experts.scripted import ExpertConfig, ScriptedExpert
-
-
-@dataclass(frozen=True)
-class TeleopCommand:
-    """One step of an operator: dpos (3,) m and drot (3,) rad in the world frame, close the gripper or not."""
-
-    dpos: np.ndarray
-    drot: np.ndarray
-    close: bool
-
-
-class Device(Protocol):
-    def start(self, env) -> None:
-        """A new episode in env begins."""
-
-    def read(self) -> TeleopCommand:
-        """The operator's command for this control step."""
+from sim.teleop_command import Device, TeleopCommand
+from sim.teleop_devices import HUMAN_DEVICES
 
 
 class EndEffectorTeleop:
@@ -135,7 +121,7 @@ class ScriptedOperator:
             self.offset_steps = int(self.rng.integers(*habits.overshoot_steps))
 
 
-DEVICES = {"scripted": ScriptedOperator}
+DEVICES = {"scripted": ScriptedOperator, **HUMAN_DEVICES}  # name -> (seed=...) -> Device
 
 
 @dataclass(frozen=True)
@@ -154,29 +140,40 @@ def record_teleop(task: str, device: Device, episodes: int, out: str, *, seed: i
     by sim.segmentation and marked teleop=<device class>; with `instruction`, it is recorded as the demo's
     instruction instead of the task's phrasing (a new way to say it). A run that keeps none leaves no new
     file."""
-    from sim.collect import env_args
-    from sim.dataset_output import dataset_output
     from sim.env import EnvConfig, VlaEnv
     from sim.rollout import run_episode
 
     config = env_config or EnvConfig()
     attempts, kept, log = max_attempts or 3 * episodes, 0, []
-    with VlaEnv(task, config) as env, dataset_output(out, task, {**env_args(task, config),
-                                                                 "demonstrator": "teleop"}, append=append) as writer:
+    with VlaEnv(task, config) as env, teleop_dataset(out, task, config, append=append) as writer:
         policy = EndEffectorTeleop(env, device)
         for episode_seed in range(seed, seed + attempts):
             result = run_episode(env, policy, episode_seed, record=True)
             log.append({"seed": episode_seed, "success": bool(result.success), "steps": result.steps})
             if result.success or keep_failures:
-                episode = label_teleop_episode(result.episode, type(device).__name__)
-                episode.instruction = instruction or episode.instruction
-                writer.write(episode)
+                write_teleop_episode(writer, result.episode, type(device).__name__, instruction)
                 kept += 1
             if on_episode:
                 on_episode(log[-1], kept)
             if kept == episodes:
                 break
     return TeleopReport(str(out), kept, len(log) - kept, log)
+
+
+def teleop_dataset(out: str, task: str, config, append: bool = False):
+    """The dataset a teleop run writes (sim.dataset_output: gone again if no episode is kept): `vla collect`'s
+    env args, demonstrator "teleop"."""
+    from sim.collect import env_args
+    from sim.dataset_output import dataset_output
+
+    return dataset_output(out, task, {**env_args(task, config), "demonstrator": "teleop"}, append=append)
+
+
+def write_teleop_episode(writer, episode, device_name: str, instruction: str | None = None) -> None:
+    """Write a kept episode: labelled (label_teleop_episode), with `instruction` as its instruction if given."""
+    episode = label_teleop_episode(episode, device_name)
+    episode.instruction = instruction or episode.instruction
+    writer.write(episode)
 
 
 def label_teleop_episode(episode, device_name: str):

@@ -1,8 +1,10 @@
-"""A scripted pick / pick-and-place expert on privileged simulator state.
+"""A scripted pick / pick-and-place / push expert on privileged simulator state.
 
 It plans in Cartesian space (a moving set-point toward each phase's target), turns the
 set-point into joint targets with damped least-squares IK, and labels every step with
-the phrase of the phase it is in ("reach the red cube", "grasp", "lift", ...).
+the phrase of the phase it is in ("reach the red cube", "grasp", "lift", ...). A push goes
+behind the cube (seen from the marker), lowers the closed fingers beside it and slides it
+along the line to the marker, re-aimed every step at where the cube now is.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from policies.base import ActionChunk
 from sim.experts.ik import yaw_of, yaw_rotation
 from sim.experts.scene import Scene
+from sim.tasks import describe
 
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 1.0
 
@@ -29,6 +32,12 @@ class ExpertConfig:
     place_clearance: float = 0.012  # gap between held cube and base cube before release
     tolerance: float = 0.008
     align_yaw: bool = True  # turn the fingers to the cube's faces; False: keep the start yaw (cubes <= 5 cm fit anyway)
+    push_standoff: float = 0.06  # grip site behind the cube's centre before a push
+    push_contact: float = 0.035  # grip site behind the cube's centre while pushing (fingers touch it)
+    push_height: float = -0.005  # grip site relative to the cube's centre while pushing
+    push_lead: float = 0.02  # how far ahead of touching the cube the pushing set-point aims
+    push_lateral: float = 0.008  # fingers further than this sideways of the push line line up again
+    push_speed: float = 0.006  # metres per control step while pushing
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,9 @@ class ScriptedExpert:
         self.target_rot = rot
         self.phase_index, self.phase_steps = 0, 0
         self.grasp_point = None
+        if goal.kind == "push":
+            self.phases = self._push_phases(goal.target, goal.base)
+            return
         self.phases = self._pick_phases(goal.target)
         if goal.base is not None:
             self.phases += self._place_phases(goal.base)
@@ -68,7 +80,8 @@ class ScriptedExpert:
     def act(self, observation=None) -> ActionChunk:
         phase = self._current_phase()
         target = phase.target()
-        step = np.clip(target - self.setpoint, -self.config.max_speed, self.config.max_speed)
+        speed = self.config.push_speed if phase.label.startswith("push") else self.config.max_speed
+        step = np.clip(target - self.setpoint, -speed, speed)
         self.setpoint = self.setpoint + step
         self.q_cmd = self.ik.solve(self.q_cmd, self.setpoint, self.target_rot)
         self.phase_steps += 1
@@ -101,11 +114,45 @@ class ScriptedExpert:
             return self._cube_pos(base) + [0, 0, stack_height]
 
         return [
-            Phase(f"move above the {base} cube", above_base, GRIPPER_CLOSED, tolerance=cfg.tolerance),
+            Phase(f"move above {describe(base)}", above_base, GRIPPER_CLOSED, tolerance=cfg.tolerance),
             Phase("lower", on_base, GRIPPER_CLOSED, tolerance=cfg.tolerance / 2, min_steps=3),
             Phase("release", lambda: self.setpoint.copy(), GRIPPER_OPEN, min_steps=10),
             Phase("release", lambda: on_base() + [0, 0, 0.08], GRIPPER_OPEN, max_steps=10**6),
         ]
+
+    def _push_phases(self, color: str, marker: str) -> list[Phase]:
+        cfg = self.config
+
+        def behind(distance: float, height: float) -> np.ndarray:
+            cube = self._cube_pos(color)
+            return cube - distance * self._push_direction(color, marker) + [0, 0, height]
+
+        def pushing() -> np.ndarray:
+            """Just ahead of touching the cube, on its line to the marker; back off and line up again when the
+            fingers have slipped sideways off that line."""
+            remaining = np.linalg.norm((self._cube_pos(marker) - self._cube_pos(color))[:2])
+            lead = min(cfg.push_lead, remaining) if self._push_offline(color, marker) < cfg.push_lateral else -0.01
+            return behind(cfg.push_contact - lead, cfg.push_height)
+
+        reach = f"reach {describe(color)}"
+        return [
+            Phase(reach, lambda: behind(cfg.push_standoff, cfg.hover_height), GRIPPER_CLOSED,
+                  tolerance=2 * cfg.tolerance),
+            Phase(reach, lambda: behind(cfg.push_standoff, cfg.push_height), GRIPPER_CLOSED,
+                  tolerance=cfg.tolerance / 2, min_steps=3),
+            Phase(f"push it onto {describe(marker)}", pushing, GRIPPER_CLOSED, max_steps=10**6),
+        ]
+
+    def _push_offline(self, color: str, marker: str) -> float:
+        """How far (m) the grip site is sideways of the line through the cube toward the marker."""
+        offset = (self.scene.grip_site_pos() - self._cube_pos(color)) * [1, 1, 0]
+        along = self._push_direction(color, marker)
+        return float(np.linalg.norm(offset - (offset @ along) * along))
+
+    def _push_direction(self, color: str, marker: str) -> np.ndarray:
+        """Unit vector (3,), horizontal, from the cube to the marker."""
+        delta = (self._cube_pos(marker) - self._cube_pos(color)) * [1, 1, 0]
+        return delta / max(float(np.linalg.norm(delta)), 1e-6)
 
     def _current_phase(self) -> Phase:
         while self.phase_index < len(self.phases) - 1 and self._phase_done(self.phases[self.phase_index]):

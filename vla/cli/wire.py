@@ -85,6 +85,8 @@ def cmd_robot(args) -> int:
     if bool(args.server) == bool(args.teleop):
         raise ValueError("vla robot needs --server HOST:PORT (a policy server) or --teleop DEVICE (an operator), "
                          "one of them")
+    if args.leader_replay and args.teleop != "leader":
+        raise ValueError("--leader-replay is the demo a simulated leader arm replays: it needs --teleop leader")
     spec = get_robot_spec(args.robot, image_size=args.image_size)
     token = read_token_file(args.token_file) if args.token_file else None
     root_cert = Path(args.tls_ca).read_bytes() if args.tls_ca else None
@@ -119,7 +121,14 @@ def cmd_robot(args) -> int:
 
 def _command_source(args, env, spec, token, root_cert):
     """(where the client gets its chunks, the executor that asks): the policy server, or with --teleop an
-    operator driving the arm in end-effector space (asked on the control loop's own thread)."""
+    operator driving the arm in end-effector space or a leader arm in joint space (asked on the control
+    loop's own thread)."""
+    if args.teleop == "leader":
+        from robots.client import InlineExecutor
+        from robots.leader import LeaderSource
+        from sim.leader import simulated_leader
+
+        return LeaderSource(simulated_leader(env, args.leader_replay), spec), InlineExecutor()
     if args.teleop:
         from robots.client import InlineExecutor
         from sim.teleop import DEVICES, EndEffectorTeleop, TeleopSource
@@ -178,9 +187,12 @@ def add_serve_parser(sub) -> None:
 def add_robot_parser(sub) -> None:
     p = sub.add_parser("robot", help="drive a simulated robot from a policy server (the physical-robot client loop)")
     p.add_argument("--server", metavar="HOST:PORT", help="the policy server (or --teleop)")
-    p.add_argument("--teleop", choices=["scripted"],
+    p.add_argument("--teleop", choices=["scripted", "leader"],
                    help="drive the robot by an operator instead of a policy, through the same safety filter and "
-                        "watchdog (scripted: the headless operator of `vla teleop`); with --record, its demos")
+                        "watchdog (scripted: the headless operator of `vla teleop`; leader: a simulated leader "
+                        "arm whose joints are the targets, see robots/leader.py); with --record, its demos")
+    p.add_argument("--leader-replay", metavar="FILE.hdf5[:DEMO]",
+                   help="--teleop leader replays this demo's actions (default: follows the scripted expert)")
     p.add_argument("--robot", default="panda")
     p.add_argument("--task", default="lift")
     p.add_argument("--steps", type=POSITIVE_INT, default=200,
