@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.tasks import Goal, get_task
+from sim.tasks import COLORS, Goal, get_task
 
 
 def other_goals(goal: Goal, colors) -> list[Goal]:
-    """Goals of the same kind as `goal` (pick: a target; place: a target on a base) over `colors`, but it."""
-    colors = sorted(colors)
+    """Goals of the same kind as `goal` (pick: a target; place: a target on a base; to a fixture: a target to
+    that fixture) over the cube `colors`, but it."""
+    colors = sorted(color for color in colors if color in COLORS)
     if goal.base is None:
         candidates = [Goal(color) for color in colors]
+    elif goal.base not in COLORS:  # a fixture (marker, bin): another cube to the same fixture
+        candidates = [Goal(color, goal.base) for color in colors]
     else:
         candidates = [Goal(target, base) for target in colors for base in colors if target != base]
     return [candidate for candidate in candidates if candidate != goal]

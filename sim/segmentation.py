@@ -12,20 +12,27 @@ any recording has: the gripper command (the close and open events) and the end e
 - move above the base: then, until it starts to descend for the place;
 - lower: the descent, until the gripper is commanded open;
 - release: from the opening to the end.
-A demonstration that never closes the gripper is all "reach". The phrases are the experts' own
-(sim/experts/scripted.py), so labelled demonstrations train the same planner head.
+A demonstration that never closes the gripper is all "reach". A push (onto a marker) is
+
+    reach the {target} cube | push it onto the yellow marker
+
+- reach: until the end effector first comes down within LOW_M of the lowest it goes;
+- push: from then to the end.
+The phrases are the experts' own (sim/experts/scripted.py), so labelled demonstrations train the same
+planner head.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.tasks import Goal
+from sim.tasks import Goal, describe
 
 CLOSED = 0.5  # a gripper command above this closes the fingers
 RISE_M = 0.003  # grasp -> lift: the end effector 3 mm above where the gripper closed
 MOVE_M = 0.01  # lift -> move above: 1 cm sideways from where the gripper closed
 DESCENT_M = 0.005  # move above -> lower: 5 mm below the highest point of the carry
+LOW_M = 0.005  # reach -> push: the end effector within 5 mm of the lowest it goes
 
 
 def segment_subtasks(gripper: np.ndarray, eef_pos: np.ndarray, goal: Goal) -> list[str]:
@@ -33,8 +40,12 @@ def segment_subtasks(gripper: np.ndarray, eef_pos: np.ndarray, goal: Goal) -> li
     gripper, eef_pos = np.asarray(gripper, dtype=np.float64), np.asarray(eef_pos, dtype=np.float64)
     if gripper.ndim != 1 or eef_pos.shape != (len(gripper), 3):
         raise ValueError(f"segment_subtasks: gripper (T,) and eef_pos (T, 3), got {gripper.shape} and {eef_pos.shape}")
+    labels = [f"reach {describe(goal.target)}"] * len(gripper)
+    if goal.kind == "push":
+        t_push = _first(eef_pos[:, 2] <= eef_pos[:, 2].min() + LOW_M, 0, len(gripper))
+        _fill(labels, t_push, len(gripper), f"push it onto {describe(goal.base)}")
+        return labels
     closed = gripper > CLOSED
-    labels = [f"reach the {goal.target} cube"] * len(gripper)
     if not closed.any():
         return labels
     t_close = int(np.argmax(closed))
@@ -48,7 +59,7 @@ def segment_subtasks(gripper: np.ndarray, eef_pos: np.ndarray, goal: Goal) -> li
     t_move = _first(sideways > MOVE_M, t_lift, t_open)
     t_lower = _descent_start(eef_pos[:, 2], t_move, t_open)
     _fill(labels, t_lift, t_move, "lift")
-    _fill(labels, t_move, t_lower, f"move above the {goal.base} cube")
+    _fill(labels, t_move, t_lower, f"move above {describe(goal.base)}")
     _fill(labels, t_lower, t_open, "lower")
     _fill(labels, t_open, len(gripper), "release")
     return labels

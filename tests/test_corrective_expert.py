@@ -11,7 +11,7 @@ from policies.base import ActionChunk
 from sim.dataset import open_dataset
 from sim.experts.corrective import CorrectiveExpert
 from sim.rollout import run_episode
-from sim.tasks import COLORS
+from sim.tasks import COLORS, TASKS
 from vla.cli import main
 
 
@@ -73,12 +73,20 @@ def _phases(subtasks: list[str]) -> list[str]:
     return [s for i, s in enumerate(subtasks) if i == 0 or subtasks[i - 1] != s]
 
 
+@pytest.mark.parametrize("task_name", [name for name in TASKS if name != "push-color"])
 def test_succeeds_from_reset_with_the_scripted_experts_labels(env_cache, task_name):
     env = env_cache(task_name)
     result = _run(env, CorrectiveExpert(env), seed=21)
     phases = _phases(result.subtasks)
     assert phases[:2] == [f"reach the {env.goal.target} cube", "grasp"]
     assert phases[-1] == ("release" if env.goal.base else "lift")
+
+
+def test_refuses_push_goals_naming_how_to_collect_them(env_cache):
+    env = env_cache("push-color")
+    env.reset(seed=1)
+    with pytest.raises(ValueError, match="push.*scripted expert or `vla teleop`"):
+        CorrectiveExpert(env).reset()
 
 
 def test_reopens_fingers_that_shut_on_nothing(env_cache):

@@ -35,6 +35,20 @@ class WordTokenizer:
                 vocab.setdefault(word, len(vocab))
         return WordTokenizer(_with_pre_tokenizer(Tokenizer(WordLevel(vocab, unk_token="[UNK]"))))
 
+    def extended(self, texts: list[str]) -> "WordTokenizer":
+        """This tokenizer with the words of `texts` it does not know appended (old ids unchanged)."""
+        from tokenizers import Tokenizer
+        from tokenizers.models import WordLevel
+
+        vocab = dict(self._tok.get_vocab())
+        for text in texts:
+            for word in words(text):
+                vocab.setdefault(word, len(vocab))
+        return WordTokenizer(_with_pre_tokenizer(Tokenizer(WordLevel(vocab, unk_token="[UNK]"))))
+
+    def known(self, word: str) -> bool:
+        return self._tok.token_to_id(word) is not None
+
     @staticmethod
     def load(directory: str | Path) -> "WordTokenizer":
         from tokenizers import Tokenizer

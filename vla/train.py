@@ -130,6 +130,8 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, cfg: TrainConfi
         stats = compute_norm_stats(train_demos + replay_demos, config.data)
     if model is None:
         config, model = _fresh_model(config, train_demos + valid_demos + replay_demos)
+    elif init is not None:
+        config, model = _taught_words(model, config, train_demos + valid_demos + replay_demos)
     tokenizer, phrases = model.action_tokenizer, config.tiny.planner_phrases
     train_set = ChunkDataset(train_demos + replay_demos, config.data, stats, tokenizer, phrases, labels)
     if replay_demos:
@@ -158,6 +160,19 @@ def _scene_labels_needed(config: VlaConfig, scene_labels: SceneLabels | None) ->
         raise ValueError("the object and goal-keypoint losses are trained on the simulator's scene labels: pass "
                          "scene_labels=sim.scene_labels.SIM_SCENE_LABELS to vla.train.train (`vla train` does)")
     return scene_labels
+
+
+def _taught_words(model, config: VlaConfig, demos):
+    """The init checkpoint grown by the words and subtask phrases of the new data (vla.vocabulary), said in a line."""
+    from vla.vocabulary import grow_vocabulary
+
+    phrases = sorted({s for d in demos for s in d.subtasks if s}) if config.data.use_subtasks else []
+    old_words, old_phrases = config.tiny.text_vocab_size, len(config.tiny.planner_phrases)
+    config, model = grow_vocabulary(model, config, [d.instruction for d in demos], phrases)
+    if config.tiny.text_vocab_size != old_words or len(config.tiny.planner_phrases) != old_phrases:
+        print(f"note: the checkpoint learns {config.tiny.text_vocab_size - old_words} new words and "
+              f"{len(config.tiny.planner_phrases) - old_phrases} new subtask phrases from this data", file=sys.stderr)
+    return config, model
 
 
 def _fresh_model(config: VlaConfig, demos):

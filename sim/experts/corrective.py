@@ -18,6 +18,8 @@ from policies.base import ActionChunk
 from sim.experts.ik import yaw_rotation
 from sim.experts.scene import Scene
 from sim.experts.scripted import GRIPPER_CLOSED, GRIPPER_OPEN, ExpertConfig, grasp_yaw_offset
+from sim.fixtures import FIXTURES
+from sim.tasks import describe
 
 MAX_LEAD_M = 0.06  # the scripted expert's set-point runs at most 5.6 cm ahead of the grip site
 MAX_JOINT_LEAD_RAD = 0.25  # ... and its joint targets at most 0.17 rad ahead of the joints
@@ -43,6 +45,9 @@ class CorrectiveExpert:
         self.ik = self.scene.arm_ik()
 
     def reset(self, instruction: str = "") -> None:
+        if self.env.goal.kind == "push":
+            raise ValueError(f"the corrective expert labels pick and place goals; {self.env.task.name} is a push "
+                             "(collect its demos with the scripted expert or `vla teleop`, without --learner)")
         self.q_cmd = self.scene.joint_positions()
         self.setpoint, self.down_rot = self.ik.forward(self.q_cmd)
         self.target_rot = self.down_rot
@@ -77,7 +82,7 @@ class CorrectiveExpert:
         grasp_point = cube - [0, 0, cfg.grasp_depth]
         if self._closing(grip, cube):
             return Decision("grasp", self.setpoint.copy(), GRIPPER_CLOSED)
-        reach = f"reach the {color} cube"
+        reach = f"reach {describe(color)}"
         if np.linalg.norm(grip - grasp_point) < cfg.tolerance / 2 and self._fingers_open(color):
             return Decision("grasp", self.setpoint.copy(), GRIPPER_CLOSED)
         hover = cube + [0, 0, cfg.hover_height]
@@ -100,7 +105,7 @@ class CorrectiveExpert:
         if grip[2] < lift_z - cfg.tolerance:
             return Decision("lift", np.array([grip[0], grip[1], lift_z]), GRIPPER_CLOSED)
         carry_z = lift_z + 0.02
-        return Decision(f"move above the {base} cube", np.array([on_base[0], on_base[1], carry_z]), GRIPPER_CLOSED)
+        return Decision(f"move above {describe(base)}", np.array([on_base[0], on_base[1], carry_z]), GRIPPER_CLOSED)
 
     def _retreat(self, base: str) -> Decision:
         return Decision("release", self._on_base(base) + [0, 0, 0.08], GRIPPER_OPEN)
@@ -128,7 +133,9 @@ class CorrectiveExpert:
         return self.scene.finger_gap() > 2 * self.scene.cube_half_height(color) + 0.02
 
     def _placed(self, color: str, base: str) -> bool:
-        """The cube rests on the base and the fingers have let go."""
+        """The cube rests on the base (lies in the bin) and the fingers have let go."""
+        if base in FIXTURES:
+            return self.env.is_success()
         cube, below = self.scene.cube_pos(color), self.scene.cube_pos(base)
         on_top = cube[2] > below[2] + self.scene.cube_half_height(base)
         return on_top and np.linalg.norm(cube[:2] - below[:2]) < 0.025 and not self.scene.is_grasped(color)

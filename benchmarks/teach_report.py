@@ -1,0 +1,109 @@
+"""The learning-curve report of teaching new tasks (docs/results.md, "Teaching new tasks").
+
+Reads `vla eval --json` reports named ARM-N-TASK.json (ARM: finetuned or scratch, N: demos per task) from one
+directory and writes a markdown table (success with 95% Wilson intervals, and where both arms ran on the
+same seeds, the paired exact McNemar p) and a PNG plot of success against demos, one panel per task:
+
+    python -m benchmarks.teach_report runs/teach/eval --png docs/teach_curve.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from sim.stats import exact_mcnemar, wilson_interval
+
+ARMS = ("finetuned", "scratch")
+REPORT_NAME = re.compile(r"(?P<arm>finetuned|scratch)-(?P<demos>\d+)-(?P<task>[\w-]+)\.json$")
+
+
+def load_reports(directory: str | Path) -> dict[tuple[str, int, str], dict]:
+    """(arm, demos, task) -> the eval report, for every ARM-N-TASK.json in directory."""
+    reports = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        match = REPORT_NAME.match(path.name)
+        if match:
+            reports[(match["arm"], int(match["demos"]), match["task"])] = json.loads(path.read_text())
+    if not reports:
+        raise ValueError(f"{directory}: no ARM-N-TASK.json eval reports (e.g. finetuned-20-push-color.json)")
+    return reports
+
+
+def _outcomes(report: dict) -> dict[int, bool]:
+    return {d["seed"]: bool(d["success"]) for d in report["episodes_detail"]}
+
+
+def table(reports: dict) -> str:
+    rows = ["| task | demos | fine-tuned | 95% CI | from scratch | 95% CI | paired p |", "|---|---|---|---|---|---|---|"]
+    for task in sorted({key[2] for key in reports}):
+        for demos in sorted({key[1] for key in reports if key[2] == task}):
+            cells = [task, str(demos)]
+            for arm in ARMS:
+                report = reports.get((arm, demos, task))
+                if report is None:
+                    cells += ["not run", ""]
+                    continue
+                low, high = wilson_interval(report["successes"], report["episodes"])
+                cells += [f"{report['successes']}/{report['episodes']}", f"[{low:.0%}, {high:.0%}]"]
+            cells.append(_paired(reports.get(("finetuned", demos, task)), reports.get(("scratch", demos, task))))
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _paired(a: dict | None, b: dict | None) -> str:
+    if a is None or b is None:
+        return ""
+    first, second = _outcomes(a), _outcomes(b)
+    if first.keys() != second.keys():
+        return "other seeds"
+    seeds = sorted(first)
+    only_a, only_b, p = exact_mcnemar([first[s] for s in seeds], [second[s] for s in seeds])
+    return f"{p:.2g} ({only_a} vs {only_b})"
+
+
+def plot(reports: dict, png: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({key[2] for key in reports})
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for axis, task in zip(axes[0], tasks):
+        for arm, style in zip(ARMS, ("o-", "s--")):
+            points = sorted((demos, r) for (a, demos, t), r in reports.items() if a == arm and t == task)
+            if not points:
+                continue
+            demos = [d for d, _ in points]
+            rate = [r["successes"] / r["episodes"] for _, r in points]
+            bounds = [wilson_interval(r["successes"], r["episodes"]) for _, r in points]
+            errors = [[p - low for p, (low, _) in zip(rate, bounds)], [high - p for p, (_, high) in zip(rate, bounds)]]
+            axis.errorbar(demos, rate, yerr=errors, fmt=style, capsize=4,
+                          label="fine-tuned from the default" if arm == "finetuned" else "from scratch")
+        axis.set(title=task, xlabel="teleop demos per task", ylabel="success (50 unseen seeds)", ylim=(-0.05, 1.05))
+        axis.set_xscale("log")
+        axis.set_xticks([5, 10, 20, 50], labels=["5", "10", "20", "50"])
+        axis.grid(alpha=0.3)
+        axis.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(png, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory", help="directory of ARM-N-TASK.json eval reports")
+    parser.add_argument("--png", help="write the learning-curve plot here")
+    args = parser.parse_args(argv)
+    reports = load_reports(args.directory)
+    print(table(reports))
+    if args.png:
+        plot(reports, args.png)
+        print(f"plot: {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
