@@ -14,9 +14,9 @@ any recording has: the gripper command (the close and open events) and the end e
 - release: from the opening to the end.
 A demonstration that never closes the gripper is all "reach". A push (onto a marker) is
 
-    reach the {target} cube | push it onto the yellow marker
+    move behind the {target} cube | push it onto the yellow marker
 
-- reach: until the end effector first comes down within LOW_M of the lowest it goes;
+- move behind: until the end effector first comes down within LOW_M of the lowest it goes;
 - push: from then to the end.
 The phrases are the experts' own (sim/experts/scripted.py), so labelled demonstrations train the same
 planner head.
@@ -40,11 +40,12 @@ def segment_subtasks(gripper: np.ndarray, eef_pos: np.ndarray, goal: Goal) -> li
     gripper, eef_pos = np.asarray(gripper, dtype=np.float64), np.asarray(eef_pos, dtype=np.float64)
     if gripper.ndim != 1 or eef_pos.shape != (len(gripper), 3):
         raise ValueError(f"segment_subtasks: gripper (T,) and eef_pos (T, 3), got {gripper.shape} and {eef_pos.shape}")
-    labels = [f"reach {describe(goal.target)}"] * len(gripper)
     if goal.kind == "push":
+        labels = [f"move behind {describe(goal.target)}"] * len(gripper)
         t_push = _first(eef_pos[:, 2] <= eef_pos[:, 2].min() + LOW_M, 0, len(gripper))
         _fill(labels, t_push, len(gripper), f"push it onto {describe(goal.base)}")
         return labels
+    labels = [f"reach {describe(goal.target)}"] * len(gripper)
     closed = gripper > CLOSED
     if not closed.any():
         return labels

@@ -100,7 +100,7 @@ def test_the_expert_labels_agree_with_segmentation_of_its_own_motion(env_cache, 
     goal = Goal.from_dict(info["goal"])
     segmented = segment_subtasks(np.array(grippers), np.array(eef), goal)
     assert agreement(segmented, labels) >= 0.85
-    assert segmented[0] == f"reach the {goal.target} cube"
+    assert segmented[0] == f"{'move behind' if goal.kind == 'push' else 'reach'} the {goal.target} cube"
     assert segmented[-1] == ("push it onto the yellow marker" if goal.kind == "push" else "release")
 
 

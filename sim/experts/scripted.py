@@ -134,11 +134,11 @@ class ScriptedExpert:
             lead = min(cfg.push_lead, remaining) if self._push_offline(color, marker) < cfg.push_lateral else -0.01
             return behind(cfg.push_contact - lead, cfg.push_height)
 
-        reach = f"reach {describe(color)}"
+        approach = f"move behind {describe(color)}"  # not "reach": that phrase means going down onto it
         return [
-            Phase(reach, lambda: behind(cfg.push_standoff, cfg.hover_height), GRIPPER_CLOSED,
+            Phase(approach, lambda: behind(cfg.push_standoff, cfg.hover_height), GRIPPER_CLOSED,
                   tolerance=2 * cfg.tolerance),
-            Phase(reach, lambda: behind(cfg.push_standoff, cfg.push_height), GRIPPER_CLOSED,
+            Phase(approach, lambda: behind(cfg.push_standoff, cfg.push_height), GRIPPER_CLOSED,
                   tolerance=cfg.tolerance / 2, min_steps=3),
             Phase(f"push it onto {describe(marker)}", pushing, GRIPPER_CLOSED, max_steps=10**6),
         ]
