@@ -80,7 +80,8 @@ def plot(reports: dict, png: str | Path) -> None:
             demos = [d for d, _ in points]
             rate = [r["successes"] / r["episodes"] for _, r in points]
             bounds = [wilson_interval(r["successes"], r["episodes"]) for _, r in points]
-            errors = [[p - low for p, (low, _) in zip(rate, bounds)], [high - p for p, (_, high) in zip(rate, bounds)]]
+            errors = [[max(0.0, p - low) for p, (low, _) in zip(rate, bounds)],
+                      [max(0.0, high - p) for p, (_, high) in zip(rate, bounds)]]
             axis.errorbar(demos, rate, yerr=errors, fmt=style, capsize=4,
                           label="fine-tuned from the default" if arm == "finetuned" else "from scratch")
         axis.set(title=task, xlabel="teleop demos per task", ylabel="success (50 unseen seeds)", ylim=(-0.05, 1.05))

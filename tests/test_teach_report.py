@@ -22,7 +22,7 @@ def test_exact_mcnemar_counts_discordant_pairs():
 
 def test_table_and_plot(tmp_path):
     _report(tmp_path / "finetuned-20-push-color.json", [1] * 9 + [0])
-    _report(tmp_path / "scratch-20-push-color.json", [0] * 10)
+    _report(tmp_path / "scratch-20-push-color.json", [0] * 10)  # 0 successes: an interval from 0 exactly
     _report(tmp_path / "finetuned-5-push-color.json", [1] * 3 + [0] * 7)
     (tmp_path / "notes.json").write_text("{}")  # not a report: ignored
     reports = load_reports(tmp_path)
