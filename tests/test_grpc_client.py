@@ -11,43 +11,9 @@ from policies.hold import HoldPolicy
 from policies.server import serve
 from robots.client import ACT, HOLD, IDLE, STOP, InlineExecutor, RobotClient
 from robots.connection import ChunkReply, PolicyConnection, PolicyRpcError
-from robots.spec import panda_spec
+from robot_fakes import HOME, SPEC, FakeClock, FakeDriver
 
-SPEC = panda_spec(image_size=8)
 DT = SPEC.dt
-HOME = np.array([0.0, 0.2, 0.0, -2.0, 0.0, 2.0, 0.8])
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
-
-
-class FakeDriver:
-    """Tracks commands perfectly; counts stops."""
-
-    def __init__(self):
-        self.joints, self.gripper = HOME.copy(), 0.0
-        self.commands, self.stops = [], 0
-
-    def read_state(self):
-        return self.joints.copy(), self.gripper
-
-    def read_images(self):
-        return {c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in SPEC.cameras}
-
-    def send_command(self, command):
-        self.commands.append(np.array(command))
-        self.joints, self.gripper = np.array(command[:-1]), float(command[-1])
-
-    def stop(self):
-        self.stops += 1
 
 
 class ScriptedConnection:

@@ -7,14 +7,12 @@ import pytest
 from robots.client import ACT, HOLD, STOP, InlineExecutor, RobotClient
 from robots.leader import LeaderArm, LeaderMapping, LeaderReadError, LeaderSource
 from robots.safety import SafetyFilter
-from robots.spec import panda_spec
 from sim.dataset import open_dataset, read_episode
 from sim.leader import ReplayLeader
 from vla.cli import main
+from robot_fakes import HOME, SPEC, FakeClock, FakeDriver
 
 IMAGE = 64
-SPEC = panda_spec(image_size=8)
-HOME = np.array([0.0, 0.2, 0.0, -2.0, 0.0, 2.0, 0.8])
 
 
 class FakeLeader:
@@ -29,37 +27,6 @@ class FakeLeader:
         if isinstance(answer, Exception):
             raise answer
         return answer
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
-
-
-class FakeDriver:
-    """Tracks commands perfectly; counts stops."""
-
-    def __init__(self):
-        self.joints, self.gripper, self.commands, self.stops = HOME.copy(), 0.0, [], 0
-
-    def read_state(self):
-        return self.joints.copy(), self.gripper
-
-    def read_images(self):
-        return {}
-
-    def send_command(self, command):
-        self.commands.append(np.array(command))
-        self.joints, self.gripper = np.array(command[:-1]), float(command[-1])
-
-    def stop(self):
-        self.stops += 1
 
 
 def test_each_request_is_the_leaders_pose_as_a_one_action_chunk():
