@@ -166,13 +166,18 @@ def _taught_words(model, config: VlaConfig, demos):
     """The init checkpoint grown by the words and subtask phrases of the new data (vla.vocabulary), said in a line."""
     from vla.vocabulary import grow_vocabulary
 
-    phrases = sorted({s for d in demos for s in d.subtasks if s}) if config.data.use_subtasks else []
+    phrases = _subtask_phrases(demos, config)
     old_words, old_phrases = config.tiny.text_vocab_size, len(config.tiny.planner_phrases)
     config, model = grow_vocabulary(model, config, [d.instruction for d in demos], phrases)
     if config.tiny.text_vocab_size != old_words or len(config.tiny.planner_phrases) != old_phrases:
         print(f"note: the checkpoint learns {config.tiny.text_vocab_size - old_words} new words and "
               f"{len(config.tiny.planner_phrases) - old_phrases} new subtask phrases from this data", file=sys.stderr)
     return config, model
+
+
+def _subtask_phrases(demos, config: VlaConfig) -> tuple[str, ...]:
+    """The planner's phrases in these demos, sorted (none when the model trains without subtasks)."""
+    return tuple(sorted({s for d in demos for s in d.subtasks if s})) if config.data.use_subtasks else ()
 
 
 def _fresh_model(config: VlaConfig, demos):
@@ -182,7 +187,7 @@ def _fresh_model(config: VlaConfig, demos):
 
     from vla.text_tokenizer import WordTokenizer
 
-    phrases = tuple(sorted({s for d in demos for s in d.subtasks if s})) if config.data.use_subtasks else ()
+    phrases = _subtask_phrases(demos, config)
     text_tokenizer = WordTokenizer.train([d.instruction for d in demos] + list(phrases))
     config = replace(config, tiny=replace(config.tiny, text_vocab_size=text_tokenizer.vocab_size,
                                           planner_phrases=phrases))
