@@ -9,6 +9,11 @@ An observation is a plain dict:
     "instruction"           str, the language goal
 A policy answers with an `ActionChunk`: K future actions in robot units,
 each (7 absolute joint position targets, gripper in [0, 1]; 0 = open, 1 = closed).
+
+Optional capability: `intervene(text, kind="auto") -> Intervention`, an operator's correction
+mid-episode (a subtask to pursue now, or a new instruction) that the next act() pursues; kind is
+"subtask", "instruction" or "auto" (the policy decides). A policy that cannot take one raises
+ValueError with a one-line reason. reset() forgets every intervention.
 """
 
 from __future__ import annotations
@@ -44,3 +49,37 @@ class Policy(Protocol):
     def reset(self, instruction: str) -> None: ...
 
     def act(self, observation: Observation) -> ActionChunk: ...
+
+
+INTERVENTION_KINDS = ("auto", "subtask", "instruction")
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """What a policy made of an intervention: the kind it applied ("subtask" or "instruction"), the text
+    it pursues, and one line saying what happens next."""
+
+    kind: str
+    text: str
+    description: str = ""
+
+
+@runtime_checkable
+class Intervenable(Protocol):
+    """A policy an operator can correct mid-episode (see the module docstring)."""
+
+    def intervene(self, text: str, kind: str = "auto") -> Intervention: ...
+
+
+def takes_interventions(policy: object) -> bool:
+    return callable(getattr(policy, "intervene", None))
+
+
+def intervention_text(text: str, kind: str) -> str:
+    """The text with its whitespace collapsed; ValueError for an empty text or an unknown kind."""
+    if kind not in INTERVENTION_KINDS:
+        raise ValueError(f"intervention kind must be one of {', '.join(INTERVENTION_KINDS)}, got {kind!r}")
+    cleaned = " ".join(str(text).split())
+    if not cleaned:
+        raise ValueError("an intervention needs a text: a subtask phrase or an instruction")
+    return cleaned

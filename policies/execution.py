@@ -25,8 +25,9 @@ class ExecutionSettings:
     chunk); ensemble: temporal ensembling, a prediction every step, the i-th oldest weighing
     exp(-ensemble_decay * i); plan_every: control steps between planner calls; readout: each action
     token's likeliest bin or its expected value; gripper_latch: gripper commands 0 or 1 with
-    hysteresis; forward_planner: the planner never goes back a phase; phase_timeout: control steps
-    after which a subtask the planner keeps is dropped (0: off)."""
+    hysteresis; forward_planner: the planner never goes back a phase; planner_memory: it never reaches
+    again for a cube placed this episode; phase_timeout: control steps after which a subtask the
+    planner keeps is dropped (0: off)."""
 
     flat: bool = False
     execute_steps: int | None = None
@@ -36,6 +37,7 @@ class ExecutionSettings:
     readout: str = "argmax"
     gripper_latch: bool = False
     forward_planner: bool = False
+    planner_memory: bool = False
     phase_timeout: int = 0
 
     def __post_init__(self) -> None:
@@ -79,6 +81,7 @@ class ExecutionSettings:
         """One line: what a run with these settings does."""
         parts = ["flat" if self.flat else f"hierarchical (planner every {self.plan_every} steps"
                  + (", forward only" if self.forward_planner else "")
+                 + (", memory of placed cubes" if self.planner_memory else "")
                  + (f", subtask dropped after {self.phase_timeout} steps" if self.phase_timeout else "") + ")"]
         if self.ensemble:
             parts.append(f"temporal ensembling (decay {self.ensemble_decay:g})")

@@ -4,8 +4,9 @@
     policy.reset("lift the cube"); chunk = policy.act(obs)
 
 reset() starts a session (taking the robot's lease), act() sends one Act with the next sequence
-number and returns the chunk as an ActionChunk. RPC failures raise PolicyRpcError with the
-status code and the server's message.
+number and returns the chunk as an ActionChunk, intervene() sends an Intervene for the session (what
+the served policy makes of it comes back as an Intervention). RPC failures raise PolicyRpcError with
+the status code and the server's message.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 
 import numpy as np
 
-from policies.base import ActionChunk, Observation
+from policies.base import ActionChunk, Intervention, Observation
 from robots.codec import RAW, finger_qpos_to_gripper
 from robots.connection import PolicyConnection, PolicyRpcError  # noqa: F401 (re-exported)
 from robots.spec import RobotSpec, get_robot_spec
@@ -49,6 +50,12 @@ class RemotePolicy:
         gripper = finger_qpos_to_gripper(observation["robot0_gripper_qpos"], self.spec.finger_open_width)
         self.last_reply = self.connection.act(images, observation["robot0_joint_pos"], gripper)
         return ActionChunk(self.last_reply.actions, subtask=self.last_reply.subtask)
+
+    def intervene(self, text: str, kind: str = "auto") -> Intervention:
+        """The served policy's intervene(); its refusal (e.g. a subtask for a flat policy) is a PolicyRpcError."""
+        reply = self.connection.intervene(text, kind)
+        return Intervention(reply.kind, reply.subtask if reply.kind == "subtask" else reply.instruction,
+                            reply.describe())
 
     def close(self) -> None:
         self.connection.close()

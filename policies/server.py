@@ -19,6 +19,10 @@ turns a slow builder into such a factory: one load, a cheap copy per session). I
 instance (observations carry "instruction"): those that arrive while a batch runs, and with
 `batch_wait_ms` > 0 those arriving within that time of the first. (Checkpoints batch inside their
 shared predictor instead, keeping each session's own policy state: VlaPredictor.share_between_threads.)
+Intervene hands an operator's subtask or instruction to the session's policy (`intervene`, policies/base.py)
+under the session's lock, so it never races that session's Act: the next Act pursues it. An instruction
+also becomes the session's instruction (what every later observation carries). A shared batched policy
+keeps no subtask per session: it takes instructions only.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from policies.base import ActionChunk, Policy
+from policies.base import ActionChunk, Intervention, Policy
 from policies.rpc_guards import ParseGuard, StreamGuard, StreamLimits
 from robots import sessions as sess
 from robots.batching import Batcher
@@ -50,7 +54,9 @@ from robots.transport import DEFAULT_MAX_MESSAGE_BYTES, BearerTokenInterceptor, 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
 CONTROL_RPC_SLOTS = 8  # threads beyond the inference and stream slots, for GetInfo/StartSession/health/...
-MAX_FIELD_CHARS = {"instruction": 1024, "robot": 64, "robot_instance": 128, "session_id": 64}
+MAX_FIELD_CHARS = {"instruction": 1024, "robot": 64, "robot_instance": 128, "session_id": 64, "text": 1024}
+INTERVENE_KINDS = {pb.AUTO: "auto", pb.SUBTASK: "subtask", pb.INSTRUCTION: "instruction"}  # wire -> policy
+APPLIED_KINDS = {"subtask": pb.SUBTASK, "instruction": pb.INSTRUCTION}
 SESSION_ERROR_CODES = {
     sess.UnknownSession: grpc.StatusCode.NOT_FOUND, sess.LeaseHeld: grpc.StatusCode.FAILED_PRECONDITION,
     sess.LeaseExpired: grpc.StatusCode.FAILED_PRECONDITION, sess.SequenceError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -107,6 +113,9 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     def EndSession(self, request, context):
         return _answer(context, self._end_session, request)
 
+    def Intervene(self, request, context):
+        return _answer(context, self._intervene, request)
+
     # -- behaviour -----------------------------------------------------------------------
     def _start_session(self, request: pb.StartSessionRequest) -> pb.Session:
         self._require_ready()
@@ -136,6 +145,47 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         horizon_ms = (len(chunk.actions) + 1) / self.spec.control_hz * 1000.0  # the chunk + one tick of transit
         return pb.ActResponse(sequence=request.sequence, actions=encode_actions(chunk.actions),
                               subtask=chunk.subtask, inference_ms=inference_ms, expires_in_ms=horizon_ms)
+
+    def _intervene(self, request: pb.InterveneRequest) -> pb.InterveneResponse:
+        self._require_ready()
+        _check_lengths(request, "session_id", "text")
+        if not request.session_id:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "session_id: empty; call StartSession first")
+        text = " ".join(request.text.split())
+        if not text:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "text: empty; send a subtask phrase or an instruction")
+        if not request.text.isprintable():
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "text: holds control characters (newlines, tabs, "
+                             "...); send one line of printable text")
+        if request.kind not in INTERVENE_KINDS:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"kind: unknown value {request.kind}; "
+                             "AUTO, SUBTASK or INSTRUCTION")
+        session = self.registry.get(request.session_id)
+        with session.lock:  # an Act of this session runs under the same lock: the next one pursues this
+            applied = self._apply_intervention(session, text, INTERVENE_KINDS[request.kind])
+            if applied.kind == "instruction":
+                session.instruction = applied.text
+        return pb.InterveneResponse(applied=APPLIED_KINDS[applied.kind],
+                                    subtask=applied.text if applied.kind == "subtask" else "",
+                                    instruction=session.instruction)
+
+    def _apply_intervention(self, session: sess.Session, text: str, kind: str) -> Intervention:
+        if self.batcher is not None:  # one shared policy acts for every session: no subtask of its own
+            if kind == "subtask":
+                raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION, "kind: this server batches every session "
+                                 "on one shared policy, which keeps no subtask per session; send an INSTRUCTION")
+            return Intervention("instruction", text, "the session's instruction")
+        intervene = getattr(session.policy, "intervene", None)
+        if not callable(intervene):
+            raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION,
+                             f"the served policy ({type(session.policy).__name__}) takes no interventions")
+        try:
+            return intervene(text, kind)
+        except ValueError as error:  # e.g. a subtask for a flat policy
+            raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION, str(error).splitlines()[0]) from None
+        except Exception as error:  # noqa: BLE001 - a policy bug fails this call, not the server
+            log.exception("policy intervention failed")
+            raise RpcFailure(grpc.StatusCode.INTERNAL, f"policy failed: {type(error).__name__}: {error}") from None
 
     def _end_session(self, request: pb.EndSessionRequest) -> pb.EndSessionResponse:
         _check_lengths(request, "session_id")

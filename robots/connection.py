@@ -3,6 +3,7 @@
     conn = PolicyConnection("127.0.0.1:50051", spec=panda_spec())
     conn.start("pick up the red cube")
     reply = conn.act(images={"agentview": img, ...}, joints=q, gripper=0.0)   # ChunkReply
+    conn.intervene("grasp")        # an operator's correction: the next act() pursues it (InterventionReply)
     conn.close()
 
 A lapsed lease or a restarted server (NOT_FOUND / FAILED_PRECONDITION on Act) makes
@@ -25,6 +26,7 @@ from robots.spec import RobotSpec
 from robots.transport import DEFAULT_MAX_MESSAGE_BYTES, bearer_metadata, channel_options, client_credentials
 
 RESTART_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
+INTERVENE_KINDS = {"auto": pb.AUTO, "subtask": pb.SUBTASK, "instruction": pb.INSTRUCTION}
 
 
 class PolicyRpcError(RuntimeError):
@@ -52,8 +54,25 @@ class ChunkReply:
         return self.received_at + self.expires_in_ms / 1000.0
 
 
+@dataclass(frozen=True)
+class InterventionReply:
+    """What the server made of an intervention: kind "subtask" or "instruction", the subtask the session now
+    pursues ("" after an instruction: the planner replans at the next Act) and the session's instruction."""
+
+    kind: str
+    subtask: str
+    instruction: str
+
+    def describe(self) -> str:
+        """One line for an operator."""
+        if self.kind == "subtask":
+            return f"subtask {self.subtask!r} from the next chunk on"
+        return f"instruction {self.instruction!r} from the next chunk on; the planner replans"
+
+
 class PolicyConnection:
-    """Thread-safe for one caller at a time (the robot client's request thread)."""
+    """Thread-safe for one caller at a time (the robot client's request thread); intervene() may come from
+    another thread (an operator's console)."""
 
     def __init__(self, target: str, spec: RobotSpec, *, token: str | None = None, root_cert: bytes | None = None,
                  client_cert: bytes | None = None, client_key: bytes | None = None, robot_instance: str = "",
@@ -120,6 +139,25 @@ class PolicyConnection:
         if not np.isfinite(reply.expires_in_ms) or reply.expires_in_ms <= 0:
             raise PolicyRpcError("Act", None, f"expires_in_ms must be positive, got {reply.expires_in_ms}")
         return ChunkReply(actions, reply.subtask, reply.inference_ms, reply.expires_in_ms, received_at)
+
+    def intervene(self, text: str, kind: str = "auto") -> InterventionReply:
+        """An operator's subtask or new instruction (kind "auto", "subtask" or "instruction") for this
+        session; the next act() pursues it. May be called from another thread than act()'s: it waits for
+        an Act in flight. An instruction also becomes the one a restarted session starts with."""
+        if kind not in INTERVENE_KINDS:
+            raise ValueError(f"intervention kind must be one of {', '.join(INTERVENE_KINDS)}, got {kind!r}")
+        with self._lock:
+            if self.session_id is None:
+                raise PolicyRpcError("Intervene", grpc.StatusCode.FAILED_PRECONDITION, "no session yet: call start() "
+                                     "first")
+            request = pb.InterveneRequest(session_id=self.session_id, text=text, kind=INTERVENE_KINDS[kind])
+            reply = self._call("Intervene", self.stub.Intervene, request)
+            if reply.applied not in (pb.SUBTASK, pb.INSTRUCTION):
+                raise PolicyRpcError("Intervene", None, f"applied must be SUBTASK or INSTRUCTION, got {reply.applied}")
+            if reply.applied == pb.INSTRUCTION:
+                self.instruction = reply.instruction
+        return InterventionReply("subtask" if reply.applied == pb.SUBTASK else "instruction", reply.subtask,
+                                 reply.instruction)
 
     def end(self) -> None:
         with self._lock:

@@ -4,7 +4,8 @@ The goal (which cube to pick, and onto which cube or fixture to move it) is set 
 through `set_goal`; the success check follows robosuite's Lift (picked: lifted 4 cm above
 the table) and Stack (placed: resting on the base cube, touching it, not grasped). Fixtures (sim.fixtures):
 a yellow marker on the table to push a cube onto, or a bin to drop it into; the base of such a goal is the
-fixture's name, and the fixture's own check decides.
+fixture's name, and the fixture's own check decides. A long-horizon goal is several (target, base) steps:
+it succeeds when every step holds at once and, for a fixture, the cubes went into it in the steps' order.
 """
 
 from __future__ import annotations
@@ -36,16 +37,18 @@ class ColorCubes(ManipulationEnv):
         self.table_full_size = table_full_size
         self.table_friction = table_friction
         self.table_offset = np.array((0, 0, 0.8))
-        self.goal: tuple[str, str | None] = ("red", None)
+        self.steps: list[tuple[str, str | None]] = [("red", None)]
+        self.fixture_entries: list[str] = []  # colours in the order they first lay in the fixture
         self.placement_initializer = None
         super().__init__(robots=robots, **kwargs)
 
-    def set_goal(self, target: str, base: str | None) -> None:
-        for color in (target, base):
+    def set_goal(self, steps: list[tuple[str, str | None]]) -> None:
+        """The goal as (target, base) steps in order: one for a pick or a place, more for a long-horizon task."""
+        for color in (c for step in steps for c in step):
             if color is not None and color not in CUBE_COLORS and color != self.fixture_name:
                 raise ValueError(f"unknown cube colour {color!r}; choose from {sorted(CUBE_COLORS)}"
                                  + (f" or the {self.fixture_name}" if self.fixture_name else ""))
-        self.goal = (target, base)
+        self.steps = list(steps)
 
     def cube_body_id(self, color: str) -> int:
         return self.sim.model.body_name2id(self.cubes[color].root_body)
@@ -57,7 +60,20 @@ class ColorCubes(ManipulationEnv):
         return 1.0 if self._check_success() else 0.0
 
     def _check_success(self) -> bool:
-        target, base = self.goal
+        if not all(self.step_holds(target, base) for target, base in self.steps):
+            return False
+        into_fixture = [target for target, base in self.steps if base is not None and base == self.fixture_name]
+        return len(into_fixture) < 2 or self.fixture_entries[:len(into_fixture)] == into_fixture
+
+    def _post_action(self, action):
+        reward, done, info = super()._post_action(action)
+        if self.fixture is not None:
+            self.fixture_entries += [color for color in CUBE_COLORS if color not in self.fixture_entries
+                                     and FIXTURES[self.fixture_name].holds(self, color)]
+        return reward, done, info
+
+    def step_holds(self, target: str, base: str | None) -> bool:
+        """One step's goal holds now: picked (lifted), on its base cube, or in / on its fixture."""
         if base is not None and base == self.fixture_name:
             return FIXTURES[base].holds(self, target)
         target_z = self.sim.data.body_xpos[self.cube_body_id(target)][2]
@@ -102,6 +118,7 @@ class ColorCubes(ManipulationEnv):
 
     def _reset_internal(self):
         super()._reset_internal()
+        self.fixture_entries = []
         if self.deterministic_reset:
             return
         placement = self._sample_spaced_placement()

@@ -135,7 +135,7 @@ class VlaEnv(gym.Env):
         """Override the drawn goal (replaying a recorded episode); the success check follows it."""
         self.goal = goal
         if hasattr(self.suite_env, "set_goal"):
-            self.suite_env.set_goal(goal.target, goal.base)
+            self.suite_env.set_goal([(step.target, step.base) for step in goal.steps])
 
     @property
     def arm_qpos_index(self) -> np.ndarray:

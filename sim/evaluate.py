@@ -10,6 +10,7 @@ from pathlib import Path
 from policies.execution import ExecutionSettings
 from sim.approach import AT_CUBE_CM, summarize_failures
 from sim.env import EnvConfig
+from sim.interventions import InterventionPlan, summarize as summarize_interventions
 from sim.parallel import WorkerSpec, run_seeds
 from sim.policy_loader import PolicyOptions, checkpoint_execution
 from sim.stats import wilson_interval
@@ -17,20 +18,25 @@ from sim.stats import wilson_interval
 
 def evaluate(task: str, policy: str, episodes: int, *, seed: int = 0, workers: int = 1,
              video_dir: str | None = None, env_config: EnvConfig = EnvConfig(), progress: bool = True,
-             policy_options: PolicyOptions = PolicyOptions()) -> dict:
-    """Run episodes with seeds seed, seed+1, ...; returns the eval report (DESIGN.md schema)."""
+             policy_options: PolicyOptions = PolicyOptions(), interventions: InterventionPlan | None = None) -> dict:
+    """Run episodes with seeds seed, seed+1, ...; returns the eval report (DESIGN.md schema). With
+    `interventions` (sim.interventions), each episode's detail lists them and the report has "intervene"."""
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     if video_dir is not None:
         Path(video_dir).mkdir(parents=True, exist_ok=True)
     spec = WorkerSpec(task=task, policy=policy, env_config=env_config, video_dir=video_dir,
-                      policy_options=policy_options)
+                      policy_options=policy_options, interventions=interventions)
     started = time.perf_counter()
     details = []
     for result in _progress(run_seeds(spec, range(seed, seed + episodes), workers), episodes, progress):
         details.append({"seed": result.seed, "success": bool(result.success), "steps": result.steps,
-                        "instruction": result.instruction, **result.approach})
+                        "instruction": result.instruction, **result.approach,
+                        **({"interventions": result.interventions} if interventions else {})})
     report = build_report(task, policy, seed, details, time.perf_counter() - started, video_dir)
+    if interventions:
+        report["intervene"] = list(interventions.specs)
+        report["intervened"] = summarize_interventions(details)
     if policy not in ("expert", "hold"):
         report["policy_options"] = asdict(policy_options)
     settings = checkpoint_execution(policy, policy_options)
@@ -67,6 +73,10 @@ def format_summary(report: dict) -> str:
         rows.append(("failures", f"{failures['never_closed_gripper']} of {failures['failed']} never closed the gripper"
                      + _closed_at_cube(failures)
                      + ("" if offset is None else f"; median approach offset {offset:.1f} cm")))
+    if "intervene" in report:
+        got = report.get("intervened") or summarize_interventions(report["episodes_detail"])
+        rows.append(("interventions", f"{got['episodes']} of {report['episodes']} episodes got one "
+                     f"({got['successes']} of them succeeded): {', '.join(report['intervene'])}"))
     if "video_dir" in report:
         rows.append(("videos", report["video_dir"]))
     width = max(len(name) for name, _ in rows)

@@ -9,6 +9,7 @@ clear of every cube, and it decides its task's success: `holds(scene, colour)`.
   not held.
 - bin: an open box with low walls (heavy, so a nudge barely moves it). Success: the cube lies inside
   below the rim, not held.
+- crate: a wider bin, room for the three cubes side by side (bin-three).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ FIXTURE_Y_RANGE = (-0.2, 0.2)
 MARKER_HALF_SIZE = 0.045
 MARKER_TOLERANCE = 0.03  # cube centre within this of the marker's centre, along x and y
 BIN_SIZE = (0.13, 0.13, 0.045)
+CRATE_SIZE = (0.19, 0.19, 0.045)
 BIN_WALL = 0.008
 CUBE_RESTING_HEIGHT = 0.03  # a 4 cm cube resting on the table has its centre 2 cm up; 1 cm of slack
 
@@ -38,6 +40,7 @@ class Fixture:
     rest_height: float  # its body's centre above the table
     build: Callable[[], object]  # -> the robosuite object
     holds: Callable[[object, str], bool]  # (ColorCubes, cube colour) -> success
+    opening: float = 0.0  # half the inside width of a bin-like fixture (m): a cube let go over it falls in
 
 
 def _build_marker():
@@ -53,11 +56,13 @@ def _build_marker():
     return marker
 
 
-def _build_bin():
-    from robosuite.models.objects.composite import Bin
+def _bin_builder(name: str, size: tuple[float, float, float]) -> Callable[[], object]:
+    def build():
+        from robosuite.models.objects.composite import Bin
 
-    return Bin(name="bin", bin_size=BIN_SIZE, wall_thickness=BIN_WALL, transparent_walls=False,
-               use_texture=False, rgba=(0.55, 0.4, 0.25, 1), density=3000)
+        return Bin(name=name, bin_size=size, wall_thickness=BIN_WALL, transparent_walls=False,
+                   use_texture=False, rgba=(0.55, 0.4, 0.25, 1), density=3000)
+    return build
 
 
 def _cube_over_marker(scene, color: str) -> bool:
@@ -68,20 +73,25 @@ def _cube_over_marker(scene, color: str) -> bool:
     return bool(centred and resting and not scene.is_grasped(color))
 
 
-def _cube_in_bin(scene, color: str) -> bool:
-    cube = scene.sim.data.body_xpos[scene.cube_body_id(color)]
-    box = scene.sim.data.body_xpos[scene.sim.model.body_name2id(scene.fixture.root_body)]
-    inner = BIN_SIZE[0] / 2 - BIN_WALL
-    inside = np.all(np.abs(cube[:2] - box[:2]) < inner)
-    below_rim = cube[2] < box[2] + BIN_SIZE[2] / 2
-    return bool(inside and below_rim and not scene.is_grasped(color))
+def _in_bin_check(size: tuple[float, float, float]) -> Callable[[object, str], bool]:
+    def holds(scene, color: str) -> bool:
+        cube = scene.sim.data.body_xpos[scene.cube_body_id(color)]
+        box = scene.sim.data.body_xpos[scene.sim.model.body_name2id(scene.fixture.root_body)]
+        inside = np.all(np.abs(cube[:2] - box[:2]) < size[0] / 2 - BIN_WALL)  # the fixture's opening
+        below_rim = cube[2] < box[2] + size[2] / 2
+        return bool(inside and below_rim and not scene.is_grasped(color))
+    return holds
 
 
 FIXTURES: dict[str, Fixture] = {
     "marker": Fixture("marker", "yellow marker", "push", clearance=0.11, rest_height=0.0005,
                       build=_build_marker, holds=_cube_over_marker),
     "bin": Fixture("bin", "bin", "place", clearance=0.125, rest_height=BIN_SIZE[2] / 2,
-                   build=_build_bin, holds=_cube_in_bin),
+                   build=_bin_builder("bin", BIN_SIZE), holds=_in_bin_check(BIN_SIZE),
+                   opening=BIN_SIZE[0] / 2 - BIN_WALL),
+    "crate": Fixture("crate", "crate", "place", clearance=0.16, rest_height=CRATE_SIZE[2] / 2,
+                     build=_bin_builder("crate", CRATE_SIZE), holds=_in_bin_check(CRATE_SIZE),
+                     opening=CRATE_SIZE[0] / 2 - BIN_WALL),
 }
 
 

@@ -32,7 +32,10 @@ def other_goals(goal: Goal, colors) -> list[Goal]:
 
 def counterfactual_goal(task: str, goal: Goal, colors, rng: np.random.Generator) -> tuple[str, Goal] | None:
     """(an instruction for another goal of `task` over the scene's cube `colors`, that goal); None when
-    the scene allows no other goal."""
+    the scene allows no other goal, and for long-horizon goals (relabelled as a whole, one frame's object
+    targets would name a step the recorded arm is not on)."""
+    if not isinstance(goal, Goal) or goal.then:
+        return None
     goals = other_goals(goal, colors)
     if not goals:
         return None

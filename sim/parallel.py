@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sim.action_noise import ActionNoise
 from sim.env import EnvConfig
+from sim.interventions import InterventionPlan
 from sim.policy_loader import PolicyOptions
 
 
@@ -24,6 +25,7 @@ class WorkerSpec:
     policy_options: PolicyOptions = PolicyOptions()
     noise: ActionNoise | None = None  # DART-style perturbation of the executed actions
     labeller: str | None = None  # DAgger: `policy` drives, this expert's actions are recorded
+    interventions: InterventionPlan | None = None  # `vla eval --intervene` (sim.interventions)
 
 
 _worker_state: dict = {}
@@ -31,12 +33,14 @@ _worker_state: dict = {}
 
 def _init_worker(spec: WorkerSpec) -> None:
     from sim.env import VlaEnv
+    from sim.interventions import Operator
     from sim.policy_loader import make_policy
 
     env = VlaEnv(spec.task, spec.env_config)
     labeller = make_policy(spec.labeller, env) if spec.labeller else None
+    operator = Operator(spec.interventions, env) if spec.interventions else None
     _worker_state.update(spec=spec, env=env, policy=make_policy(spec.policy, env, spec.policy_options),
-                         labeller=labeller)
+                         labeller=labeller, operator=operator)
     _one_torch_thread()
 
 
@@ -55,7 +59,7 @@ def _run_seed(seed: int):
     spec: WorkerSpec = _worker_state["spec"]
     result = run_episode(_worker_state["env"], _worker_state["policy"], seed, record=spec.record,
                          video=spec.video_dir is not None, execute_steps=spec.execute_steps,
-                         noise=spec.noise, labeller=_worker_state["labeller"])
+                         noise=spec.noise, labeller=_worker_state["labeller"], operator=_worker_state["operator"])
     if spec.video_dir is not None:
         from pathlib import Path
 

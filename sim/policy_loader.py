@@ -35,6 +35,7 @@ class PolicyOptions:
     gripper_latch: bool | None = None
     readout: str | None = None
     forward_planner: bool | None = None
+    planner_memory: bool | None = None
     phase_timeout: int | None = None
     # 0: one caller (vla eval). n >= 1: served, the sessions share the checkpoint: its forward passes run on a
     # thread of their own, concurrent predictions in one pass of up to n observations, the first waiting up to
@@ -123,7 +124,7 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     if settings.flat or not predictor.has_planner:
         return FlatVlaPolicy(predictor, executor)
     return from_predictor(predictor, settings.forward_planner, plan_every=settings.plan_every, executor=executor,
-                          phase_timeout=settings.phase_timeout)
+                          phase_timeout=settings.phase_timeout, memory=settings.planner_memory)
 
 
 def parse_replay_spec(spec: str) -> tuple[str, str | None]:

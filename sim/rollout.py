@@ -10,6 +10,7 @@ from policies.base import ActionChunk, Policy
 from sim.action_noise import ActionNoise
 from sim.approach import ApproachTracker
 from sim.episode import Episode
+from sim.interventions import Operator
 
 STATE_KEYS = ("robot0_joint_pos", "robot0_gripper_qpos", "robot0_eef_pos", "robot0_eef_quat")
 
@@ -24,6 +25,7 @@ class RolloutResult:
     frames: list[np.ndarray] = field(default_factory=list)  # front|wrist side by side, (H, 2W, 3)
     subtasks: list[str] = field(default_factory=list)
     approach: dict = field(default_factory=dict)  # sim.approach.ApproachTracker.summary()
+    interventions: list[dict] = field(default_factory=list)  # {"step", "text", "kind"} (sim.interventions)
 
 
 class EpisodeRecorder:
@@ -55,26 +57,35 @@ class EpisodeRecorder:
 
 def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: bool = False,
                 execute_steps: int | None = None, noise: ActionNoise | None = None,
-                labeller: Policy | None = None) -> RolloutResult:
+                labeller: Policy | None = None, operator: Operator | None = None) -> RolloutResult:
     """Roll out until success or the step limit. Chunks are executed `execute_steps` at a time
     (None: the whole chunk) before the policy is asked again. With `noise`, the robot executes
     perturbed actions and the recording keeps the policy's own (sim.action_noise). With a
     `labeller` (DAgger), the policy drives and the recording keeps, for every state it visits,
-    the labeller's action and subtask instead."""
+    the labeller's action and subtask instead. An `operator` (sim.interventions) intervenes on the
+    policy before control steps; result.interventions lists what it did."""
+    if operator is not None:
+        operator.check(policy)
     obs, _ = env.reset(seed=seed)
     perturb = noise.drift(seed) if noise else None
     policy.reset(env.instruction)
     if labeller is not None:
         labeller.reset(env.instruction)
+    if operator is not None:
+        operator.start(policy, env.instruction)
     recorder = EpisodeRecorder() if record else None
     labels: list[str] = []
     result = RolloutResult(seed=seed, success=False, steps=0, instruction=env.instruction)
     approach = ApproachTracker(env)
     done = False
     while not done:
+        if operator is not None:
+            operator.poll(env.steps, None)
         chunk = policy.act(obs)
         _check_chunk(chunk, env)
         for action in chunk.actions[:execute_steps]:
+            if operator is not None:
+                operator.poll(env.steps, chunk.subtask)
             state = env.mujoco_state() if record else None
             if video:
                 result.frames.append(np.concatenate([obs[k] for k in _image_keys(obs)], axis=1))
@@ -92,6 +103,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
     result.success = env.is_success()
     result.steps = env.steps
     result.approach = approach.summary()
+    result.interventions = list(operator.log) if operator is not None else []
     if recorder:
         result.episode = recorder.to_episode(env, labels, result.success)
         result.episode.extra_attrs.update(noise.attrs() if noise else {})

@@ -11,7 +11,8 @@ import numpy as np
 
 from sim.camera_projection import CameraProjector
 from sim.goal_relabel import counterfactual_goal
-from sim.object_positions import cube_positions, cube_qpos_addresses, goal_slots, per_goal_slot
+from sim.object_positions import (GoalSchedule, cube_positions, cube_qpos_addresses, goal_schedule, goal_slots,
+                                  per_goal_slot)
 from sim.tasks import Goal
 from vla.config import DataConfig
 from vla.dataset_file import DatasetError, attribute, child, data_group, has, member_names, open_hdf5, read
@@ -20,7 +21,8 @@ from vla.scene_labels import SceneLabels
 
 def object_locator(path: str, data: h5py.Group, config: DataConfig):
     """A function demo group -> (task, goal, colour -> (T, 3) every cube relative to the gripper, world
-    frame, colour -> (T, N_cam, 2) its pixel position in each camera), for the scene this file was recorded in."""
+    frame, colour -> (T, N_cam, 2) its pixel position in each camera), for the scene this file was recorded in.
+    A long-horizon goal comes as a GoalSchedule: the step each frame is on."""
     demos = member_names(path, data)
     env_args = attribute(path, data, "env_args")
     model_xml = attribute(path, child(path, data, demos[0]), "model_file") if demos else None
@@ -33,7 +35,7 @@ def object_locator(path: str, data: h5py.Group, config: DataConfig):
                            "--goal-keypoint-loss need files recorded by `vla collect` (env_args with the task, "
                            "model_file and states per demo)") from error
 
-    def locate(group: h5py.Group) -> tuple[str, Goal, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def locate(group: h5py.Group) -> tuple[str, Goal | GoalSchedule, dict[str, np.ndarray], dict[str, np.ndarray]]:
         gripper, states = read(path, group, "obs/robot0_eef_pos"), read(path, group, "states")
         goal_json = attribute(path, group, "goal")
         try:
@@ -44,7 +46,8 @@ def object_locator(path: str, data: h5py.Group, config: DataConfig):
             raise DatasetError(f"{path}:{group.name}: cannot tell where the goal's cubes are ({error}); "
                                "--object-loss and --goal-keypoint-loss need its goal, states and "
                                "obs/robot0_eef_pos as `vla collect` writes them") from error
-        return task, goal, {color: xyz - gripper for color, xyz in world.items()}, pixels
+        offsets = {color: xyz - gripper for color, xyz in world.items()}
+        return task, goal_schedule(goal, offsets) if goal.then else goal, offsets, pixels
 
     return locate
 

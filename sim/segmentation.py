@@ -18,6 +18,9 @@ A demonstration that never closes the gripper is all "reach". A push (onto a mar
 
 - move behind: until the end effector first comes down within LOW_M of the lowest it goes;
 - push: from then to the end.
+A long-horizon goal (several pick-and-place steps) is cut into one piece per step, each segmented as
+above: a piece ends, after its gripper opening, where the end effector has risen to within
+TOP_M of the highest it goes before the next closing (the fingers clear of the placed cube).
 The phrases are the experts' own (sim/experts/scripted.py), so labelled demonstrations train the same
 planner head.
 """
@@ -33,6 +36,7 @@ RISE_M = 0.003  # grasp -> lift: the end effector 3 mm above where the gripper c
 MOVE_M = 0.01  # lift -> move above: 1 cm sideways from where the gripper closed
 DESCENT_M = 0.005  # move above -> lower: 5 mm below the highest point of the carry
 LOW_M = 0.005  # reach -> push: the end effector within 5 mm of the lowest it goes
+TOP_M = 0.005  # release -> the next step's reach: within 5 mm of the highest point between two grasps
 
 
 def segment_subtasks(gripper: np.ndarray, eef_pos: np.ndarray, goal: Goal) -> list[str]:
@@ -40,6 +44,8 @@ def segment_subtasks(gripper: np.ndarray, eef_pos: np.ndarray, goal: Goal) -> li
     gripper, eef_pos = np.asarray(gripper, dtype=np.float64), np.asarray(eef_pos, dtype=np.float64)
     if gripper.ndim != 1 or eef_pos.shape != (len(gripper), 3):
         raise ValueError(f"segment_subtasks: gripper (T,) and eef_pos (T, 3), got {gripper.shape} and {eef_pos.shape}")
+    if goal.then:
+        return _segment_steps(gripper, eef_pos, goal.steps)
     if goal.kind == "push":
         labels = [f"move behind {describe(goal.target)}"] * len(gripper)
         t_push = _first(eef_pos[:, 2] <= eef_pos[:, 2].min() + LOW_M, 0, len(gripper))
@@ -63,6 +69,25 @@ def segment_subtasks(gripper: np.ndarray, eef_pos: np.ndarray, goal: Goal) -> li
     _fill(labels, t_move, t_lower, f"move above {describe(goal.base)}")
     _fill(labels, t_lower, t_open, "lower")
     _fill(labels, t_open, len(gripper), "release")
+    return labels
+
+
+def _segment_steps(gripper: np.ndarray, eef_pos: np.ndarray, steps: tuple[Goal, ...]) -> list[str]:
+    """Labels of a long-horizon demonstration: one piece per step (module docstring), the last to the end."""
+    closed = gripper > CLOSED
+    closes = np.flatnonzero(closed[1:] & ~closed[:-1]) + 1
+    closes = np.concatenate([[0] if closed[0] else [], closes]).astype(int)
+    opens = np.flatnonzero(~closed[1:] & closed[:-1]) + 1
+    labels, start = [], 0
+    for number, step in enumerate(steps):
+        later_opens = opens[opens > start]
+        next_closes = closes[closes > later_opens[0]] if len(later_opens) else []
+        if number == len(steps) - 1 or not len(later_opens) or not len(next_closes):
+            return labels + segment_subtasks(gripper[start:], eef_pos[start:], step)
+        window = eef_pos[later_opens[0]:next_closes[0], 2]
+        end = int(later_opens[0] + np.argmax(window >= window.max() - TOP_M)) + 1
+        labels += segment_subtasks(gripper[start:end], eef_pos[start:end], step)
+        start = end
     return labels
 
 

@@ -4,11 +4,17 @@ A task is data: which robosuite scene to build (and which fixture it has, sim.fi
 goal (which cube to pick, onto which cube or into which fixture to move it) and how to phrase it. `TASKS`
 is the one registry; push-color and bin-color are the tasks the shipped default never saw (teach them
 with `vla teleop` and `vla train --init default`).
+
+Long-horizon tasks chain pick-and-place steps (a Goal with `then`): stack-three builds a three-cube
+tower in a named order, crate-three drops the three cubes into a crate in a named order. Two of the six
+orders are held out (HELD_OUT_ORDERS): stack-three and crate-three never draw them, their `-unseen`
+twins draw only them, so unseen compositions of seen words are evaluated apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import permutations
 from typing import Callable
 
 import numpy as np
@@ -20,10 +26,24 @@ COLORS = ("red", "green", "blue")
 
 @dataclass(frozen=True)
 class Goal:
-    """Pick `target`; if `base` is set, place it on `base`."""
+    """Pick `target`; if `base` is set, place it on `base`; then, in order, the goals of `then` (long-horizon)."""
 
     target: str
     base: str | None = None
+    then: tuple["Goal", ...] = ()
+
+    @property
+    def steps(self) -> tuple["Goal", ...]:
+        """Every pick-and-place step in order, each a one-step Goal."""
+        return (Goal(self.target, self.base),) + tuple(step for goal in self.then for step in goal.steps)
+
+    def template_fields(self) -> dict[str, str | None]:
+        """Instruction template fields: {target}, {base} of the first step, {target2}, {base2}, ... of the next."""
+        fields = {}
+        for number, step in enumerate(self.steps, 1):
+            suffix = "" if number == 1 else str(number)
+            fields |= {f"target{suffix}": step.target, f"base{suffix}": step.base}
+        return fields
 
     @property
     def kind(self) -> str:
@@ -33,11 +53,13 @@ class Goal:
         return "push" if self.base in FIXTURES and FIXTURES[self.base].kind == "push" else "place"
 
     def to_dict(self) -> dict:
-        return {"target": self.target, "base": self.base}
+        data = {"target": self.target, "base": self.base}
+        return data | {"then": [goal.to_dict() for goal in self.then]} if self.then else data
 
     @staticmethod
     def from_dict(data: dict) -> "Goal":
-        return Goal(target=data["target"], base=data.get("base"))
+        then = tuple(Goal.from_dict(goal) for goal in data.get("then", ()))
+        return Goal(target=data["target"], base=data.get("base"), then=then)
 
 
 @dataclass(frozen=True)
@@ -57,7 +79,7 @@ class TaskSpec:
 
     def instruction(self, goal: Goal, rng: np.random.Generator) -> str:
         template = self.templates[int(rng.integers(len(self.templates)))]
-        return template.format(target=goal.target, base=goal.base)
+        return template.format(**goal.template_fields())
 
 
 def _fixed_goal(target: str, base: str | None = None) -> Callable[[np.random.Generator], Goal]:
@@ -75,6 +97,30 @@ def _random_place(rng: np.random.Generator) -> Goal:
 
 def _random_to_fixture(fixture: str) -> Callable[[np.random.Generator], Goal]:
     return lambda rng: Goal(_random_pick(rng).target, fixture)
+
+
+# Orders (first, second, third cube) the long-horizon tasks hold out of training: the -unseen tasks.
+HELD_OUT_ORDERS = (("green", "blue", "red"), ("blue", "red", "green"))
+SEEN_ORDERS = tuple(order for order in permutations(COLORS) if order not in HELD_OUT_ORDERS)
+
+
+def _random_order(orders: tuple[tuple[str, ...], ...], rng: np.random.Generator) -> tuple[str, ...]:
+    return orders[int(rng.integers(len(orders)))]
+
+
+def _tower(orders: tuple[tuple[str, ...], ...]) -> Callable[[np.random.Generator], Goal]:
+    """Stack the first cube on the second, then the third on top of the first."""
+    def draw(rng: np.random.Generator) -> Goal:
+        first, second, third = _random_order(orders, rng)
+        return Goal(first, second, then=(Goal(third, first),))
+    return draw
+
+
+def _into_fixture_in_order(fixture: str, orders: tuple[tuple[str, ...], ...]) -> Callable[[np.random.Generator], Goal]:
+    def draw(rng: np.random.Generator) -> Goal:
+        first, *rest = _random_order(orders, rng)
+        return Goal(first, fixture, then=tuple(Goal(color, fixture) for color in rest))
+    return draw
 
 
 def describe(name: str) -> str:
@@ -103,6 +149,16 @@ _BIN_TEMPLATES = (
     "drop the {target} cube into the bin",
     "place the {target} block in the bin",
 )
+_STACK_THREE_TEMPLATES = (
+    "stack the {target} cube on the {base} cube, then the {target2} cube on top",
+    "put the {target} cube on the {base} cube and then the {target2} cube on the {target} cube",
+    "build a tower with the {base} cube at the bottom, the {target} cube on it and the {target2} cube on top",
+)
+_CRATE_THREE_TEMPLATES = (
+    "put the {target}, the {target2} and the {target3} cube in the crate, in that order",
+    "drop the {target} cube into the crate, then the {target2} cube, then the {target3} cube",
+    "first the {target} cube, then the {target2} cube, then the {target3} cube into the crate",
+)
 _COLOR_CUBE_BODIES = {color: f"{color}_cube_main" for color in COLORS}
 
 TASKS: dict[str, TaskSpec] = {
@@ -121,6 +177,14 @@ TASKS: dict[str, TaskSpec] = {
                  _random_to_fixture("marker"), _PUSH_TEMPLATES, 250, fixture="marker"),
         TaskSpec("bin-color", "vla/BinColor-v0", "ColorCubes", {**_COLOR_CUBE_BODIES, "bin": "bin_root"},
                  _random_to_fixture("bin"), _BIN_TEMPLATES, 250, fixture="bin"),
+        TaskSpec("stack-three", "vla/StackThree-v0", "ColorCubes", _COLOR_CUBE_BODIES, _tower(SEEN_ORDERS),
+                 _STACK_THREE_TEMPLATES, 500),
+        TaskSpec("stack-three-unseen", "vla/StackThreeUnseen-v0", "ColorCubes", _COLOR_CUBE_BODIES,
+                 _tower(HELD_OUT_ORDERS), _STACK_THREE_TEMPLATES, 500),
+        TaskSpec("crate-three", "vla/CrateThree-v0", "ColorCubes", {**_COLOR_CUBE_BODIES, "crate": "crate_root"},
+                 _into_fixture_in_order("crate", SEEN_ORDERS), _CRATE_THREE_TEMPLATES, 600, fixture="crate"),
+        TaskSpec("crate-three-unseen", "vla/CrateThreeUnseen-v0", "ColorCubes", {**_COLOR_CUBE_BODIES, "crate": "crate_root"},
+                 _into_fixture_in_order("crate", HELD_OUT_ORDERS), _CRATE_THREE_TEMPLATES, 600, fixture="crate"),
     )
 }
 

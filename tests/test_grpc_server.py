@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from grpc_helpers import rpc_error, running_server
 from policies.base import ActionChunk
 from policies.hold import HoldPolicy
 from policies.server import serve
@@ -56,18 +57,9 @@ class Client:
             self.channel.close()
 
 
-def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as error:
-        call(*args, **kwargs)
-    return error.value
-
-
 @pytest.fixture(scope="module")
 def server():
-    handle = serve(HoldPolicy, SPEC, "127.0.0.1", 0, lease_ms=60_000)
-    handle.wait_ready(5)
-    yield handle
-    handle.stop(0)
+    yield from running_server(HoldPolicy, SPEC)
 
 
 @pytest.fixture

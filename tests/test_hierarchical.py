@@ -152,3 +152,44 @@ def test_executor_latches_the_gripper_after_ensembling():
     executed = [executor.select(np.array(chunk))[0, -1] for chunk in chunks]
     # ensembled gripper: 0, (1 + 1) / 2, (1 + 0) / 2 = 0.5 (held closed by the latch), 0 (opens)
     assert executed == [0.0, 1.0, 1.0, 0.0]
+
+
+def test_after_a_release_a_forward_only_planner_may_start_the_next_pick():
+    assert phrases_from(PHRASES, "release") == list(PHRASES)
+
+
+class FavouritePlanner:
+    """Picks its favourite allowed phrase: reaching for red again, over anything else."""
+
+    def __init__(self, script):
+        self.script, self.calls, self.allowed = list(script), 0, []
+
+    def __call__(self, observation, instruction, allowed=None):
+        self.calls += 1
+        self.allowed.append(list(allowed) if allowed is not None else None)
+        wanted = self.script[min(self.calls - 1, len(self.script) - 1)]
+        return next((p for p in wanted if allowed is None or p in allowed), allowed[0] if allowed else wanted[0])
+
+
+LONG_PHRASES = ("reach the red cube", "reach the blue cube", "grasp", "lift", "move above the green cube", "lower",
+                "release")
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_the_memory_keeps_the_planner_from_reaching_again_for_a_cube_it_placed(memory):
+    script = [["reach the red cube"], ["grasp"], ["release"],
+              ["reach the red cube", "reach the blue cube"], ["reach the red cube", "reach the blue cube"]]
+    planner = FavouritePlanner(script)
+    policy = HierarchicalPolicy(planner, FakeController(), plan_every=4, executor=ChunkExecutor(4),
+                                subtask_done=lambda o, s: False, phrases=LONG_PHRASES, memory=memory)
+    policy.reset("x")
+    chosen = [policy.act(OBS).subtask for _ in range(5)]
+    assert chosen[:3] == ["reach the red cube", "grasp", "release"]
+    assert chosen[3:] == (["reach the blue cube"] * 2 if memory else ["reach the red cube"] * 2)
+    policy.reset("x")  # a new episode forgets what was placed
+    assert policy.done == [] and policy.reached == ""
+
+
+def test_a_memory_needs_the_planner_phrases():
+    with pytest.raises(ValueError, match="phrases"):
+        HierarchicalPolicy(FavouritePlanner([["grasp"]]), FakeController(), memory=True)

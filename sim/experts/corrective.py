@@ -5,7 +5,8 @@ decides the phase from where the gripper, the fingers and the cubes are now, so 
 any state a learned policy drives into (DAgger, `vla collect --learner`): a missed grasp is
 re-opened and approached again, the wrong cube is let go, a cube dropped on the way is picked
 up again, a gripper that drifted off the base goes back above it. Its targets, speeds and
-labels are the scripted expert's, so its labels continue the demonstrations.
+labels are the scripted expert's, so its labels continue the demonstrations. A long-horizon goal is
+worked on at its first step that does not hold yet (after a place, the fingers first rise clear of it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from policies.base import ActionChunk
 from sim.experts.ik import yaw_rotation
 from sim.experts.scene import Scene
-from sim.experts.scripted import GRIPPER_CLOSED, GRIPPER_OPEN, ExpertConfig, grasp_yaw_offset
+from sim.experts.scripted import GRIPPER_CLOSED, GRIPPER_OPEN, ExpertConfig, drop_offset, grasp_yaw_offset
 from sim.fixtures import FIXTURES
 from sim.tasks import describe
 
@@ -51,7 +52,10 @@ class CorrectiveExpert:
         self.q_cmd = self.scene.joint_positions()
         self.setpoint, self.down_rot = self.ik.forward(self.q_cmd)
         self.target_rot = self.down_rot
-        self.rest_z = self.scene.cube_pos(self.env.goal.target)[2]
+        self.steps = self.env.goal.steps
+        self.step = self.steps[0]
+        self.drop = np.zeros(3)
+        self.rest_z = {step.target: self.scene.cube_pos(step.target)[2] for step in self.steps}
         self.last: Decision | None = None
         self.grasp_steps = 0
 
@@ -67,12 +71,25 @@ class CorrectiveExpert:
 
     # -- deciding the phase from the scene -------------------------------------------------
     def decide(self) -> Decision:
-        goal = self.env.goal
+        number = next((i for i, step in enumerate(self.steps) if not self._step_done(step)), len(self.steps) - 1)
+        goal = self.step = self.steps[number]
+        self.drop = drop_offset(goal, number, len(self.steps))
         if goal.base is not None and self._placed(goal.target, goal.base):
             return self._retreat(goal.base)
+        if number > 0 and self._still_at(self.steps[number - 1]):  # rise above where that cube went
+            self.drop = drop_offset(self.steps[number - 1], number - 1, len(self.steps))
+            return self._retreat(self.steps[number - 1].base)
         if self.scene.is_grasped(goal.target) and not self._settling():
             return self._carry(goal.base)
         return self._pick(goal.target)
+
+    def _step_done(self, step) -> bool:
+        return step.base is not None and self._placed(step.target, step.base)
+
+    def _still_at(self, placed) -> bool:
+        """The fingers are still down by a cube just placed (they rise clear before the next step)."""
+        grip, cube = self.scene.grip_site_pos(), self.scene.cube_pos(placed.target)
+        return np.linalg.norm(grip[:2] - cube[:2]) < 0.05 and grip[2] < cube[2] + 0.06
 
     def _pick(self, color: str) -> Decision:
         cfg = self.config
@@ -92,7 +109,7 @@ class CorrectiveExpert:
     def _carry(self, base: str | None) -> Decision:
         cfg = self.config
         grip = self.scene.grip_site_pos()
-        lift_z = self.rest_z - cfg.grasp_depth + cfg.lift_height
+        lift_z = self.rest_z[self.step.target] - cfg.grasp_depth + cfg.lift_height
         if base is None:
             return Decision("lift", np.array([grip[0], grip[1], lift_z]), GRIPPER_CLOSED)
         on_base = self._on_base(base)
@@ -114,7 +131,7 @@ class CorrectiveExpert:
     def _closing(self, grip: np.ndarray, cube: np.ndarray) -> bool:
         """The fingers are shutting around the cube (the expert's grasp, or a learner's that would
         hold it): keep closing, unless they have shut on nothing or taken too long."""
-        half = self.scene.cube_half_height(self.env.goal.target)
+        half = self.scene.cube_half_height(self.step.target)
         if self.scene.finger_gap() <= 1.5 * half or self.grasp_steps >= GRASP_GIVE_UP_STEPS:
             return False
         if self.last is not None and self.last.label == "grasp":
@@ -137,13 +154,14 @@ class CorrectiveExpert:
         cube, below = self.scene.cube_pos(color), self.scene.cube_pos(base)
         if base in FIXTURES:  # in the bin, or let go above it and falling in
             released = self.last is not None and self.last.label == "release"
-            return self.env.is_success() or (released and np.linalg.norm(cube[:2] - below[:2]) < 0.05)
+            over = np.abs(cube[:2] - below[:2]).max() < FIXTURES[base].opening
+            return self.env.suite_env.step_holds(color, base) or (released and over)
         on_top = cube[2] > below[2] + self.scene.cube_half_height(base)
         return on_top and np.linalg.norm(cube[:2] - below[:2]) < 0.025 and not self.scene.is_grasped(color)
 
     def _on_base(self, base: str) -> np.ndarray:
         stack_height = 2 * self.scene.cube_half_height(base) + self.config.place_clearance
-        return self.scene.cube_pos(base) + [0, 0, stack_height]
+        return self.scene.cube_pos(base) + self.drop + [0, 0, stack_height]
 
     def _turn_to(self, color: str) -> None:
         if self.config.align_yaw:

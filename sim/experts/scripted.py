@@ -2,7 +2,9 @@
 
 It plans in Cartesian space (a moving set-point toward each phase's target), turns the
 set-point into joint targets with damped least-squares IK, and labels every step with
-the phrase of the phase it is in ("reach the red cube", "grasp", "lift", ...). A push goes
+the phrase of the phase it is in ("reach the red cube", "grasp", "lift", ...). A long-horizon goal
+chains the phases of its steps (after each release but the last, the fingers rise clear before the
+next reach); several cubes dropped into one fixture go to different spots of it. A push goes
 behind the cube (seen from the marker), lowers the closed fingers beside it and slides it
 along the line to the marker, re-aimed every step at where the cube now is.
 """
@@ -18,9 +20,11 @@ import numpy as np
 from policies.base import ActionChunk
 from sim.experts.ik import yaw_of, yaw_rotation
 from sim.experts.scene import Scene
+from sim.fixtures import FIXTURES
 from sim.tasks import describe
 
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 1.0
+FIXTURE_DROP_SPOTS = ((-0.04, -0.04), (0.04, 0.04), (-0.04, 0.04))  # m from a crate's centre, one per cube
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,13 @@ class ScriptedExpert:
         if goal.kind == "push":
             self.phases = self._push_phases(goal.target, goal.base)
             return
-        self.phases = self._pick_phases(goal.target)
-        if goal.base is not None:
-            self.phases += self._place_phases(goal.base)
+        steps = goal.steps
+        self.phases = []
+        for number, step in enumerate(steps):
+            self.phases += self._pick_phases(step.target)
+            if step.base is not None:
+                self.phases += self._place_phases(step.base, last=number == len(steps) - 1,
+                                                  offset=drop_offset(step, number, len(steps)))
 
     def act(self, observation=None) -> ActionChunk:
         phase = self._current_phase()
@@ -92,9 +100,13 @@ class ScriptedExpert:
     def _pick_phases(self, color: str) -> list[Phase]:
         cfg = self.config
         reach = f"reach the {color} cube"
+
+        def hover() -> np.ndarray:
+            self.grasp_point = None  # a new pick: the grasp phase takes the point where the fingers close
+            return self._cube_pos(color, align=True) + [0, 0, cfg.hover_height]
+
         return [
-            Phase(reach, lambda: self._cube_pos(color, align=True) + [0, 0, cfg.hover_height], GRIPPER_OPEN,
-                  tolerance=2 * cfg.tolerance),
+            Phase(reach, hover, GRIPPER_OPEN, tolerance=2 * cfg.tolerance),
             Phase(reach, lambda: self._cube_pos(color, align=True) - [0, 0, cfg.grasp_depth], GRIPPER_OPEN,
                   tolerance=cfg.tolerance / 2, min_steps=3),
             Phase("grasp", self._hold_grasp_point, GRIPPER_CLOSED, min_steps=12),
@@ -102,22 +114,27 @@ class ScriptedExpert:
                   tolerance=cfg.tolerance, max_steps=60),
         ]
 
-    def _place_phases(self, base: str) -> list[Phase]:
+    def _place_phases(self, base: str, last: bool = True, offset: np.ndarray | None = None) -> list[Phase]:
+        """Carry the held cube above `base` (plus a horizontal `offset`), lower it, let go and rise; the
+        last place of a goal keeps rising until the episode ends."""
         cfg = self.config
+        offset = np.zeros(3) if offset is None else offset
         carry_height = cfg.lift_height + 0.02
 
         def above_base() -> np.ndarray:
-            return self._cube_pos(base) * [1, 1, 0] + [0, 0, self.grasp_point[2] + carry_height]
+            return (self._cube_pos(base) + offset) * [1, 1, 0] + [0, 0, self.grasp_point[2] + carry_height]
 
         def on_base() -> np.ndarray:
             stack_height = 2 * self.scene.cube_half_height(base) + cfg.place_clearance
-            return self._cube_pos(base) + [0, 0, stack_height]
+            return self._cube_pos(base) + offset + [0, 0, stack_height]
 
+        rise = (Phase("release", lambda: on_base() + [0, 0, 0.08], GRIPPER_OPEN, max_steps=10**6) if last else
+                Phase("release", lambda: on_base() + [0, 0, 0.08], GRIPPER_OPEN, tolerance=2 * cfg.tolerance))
         return [
             Phase(f"move above {describe(base)}", above_base, GRIPPER_CLOSED, tolerance=cfg.tolerance),
             Phase("lower", on_base, GRIPPER_CLOSED, tolerance=cfg.tolerance / 2, min_steps=3),
             Phase("release", lambda: self.setpoint.copy(), GRIPPER_OPEN, min_steps=10),
-            Phase("release", lambda: on_base() + [0, 0, 0.08], GRIPPER_OPEN, max_steps=10**6),
+            rise,
         ]
 
     def _push_phases(self, color: str, marker: str) -> list[Phase]:
@@ -179,6 +196,14 @@ class ScriptedExpert:
         if align and self.config.align_yaw:
             self.target_rot = yaw_rotation(grasp_yaw_offset(self.scene.cube_quat(color), self.down_rot)) @ self.down_rot
         return self.scene.cube_pos(color)
+
+def drop_offset(step, number: int, steps: int) -> np.ndarray:
+    """(3,) where, from a fixture's centre, the cube of step `number` (of `steps`) goes: each of several
+    cubes dropped into one fixture gets a spot of its own; one cube, and a cube base, the centre."""
+    if steps == 1 or step.base not in FIXTURES:
+        return np.zeros(3)
+    return np.array([*FIXTURE_DROP_SPOTS[number % len(FIXTURE_DROP_SPOTS)], 0.0])
+
 
 def grasp_yaw_offset(cube_quat: np.ndarray, gripper_rot: np.ndarray) -> float:
     """Yaw turn (rad, within +-45 deg) that lines the fingers up with the cube's faces."""

@@ -39,10 +39,13 @@ def cmd_collect(args) -> int:
 
 def cmd_eval(args) -> int:
     from sim.evaluate import evaluate, format_summary, write_report
+    from sim.interventions import parse_plan
+
     options = policy_options(args)
+    interventions = parse_plan(args.intervene) if args.intervene else None
     report = evaluate(args.task, args.policy, args.episodes, seed=args.seed, workers=args.workers,
                       video_dir=args.video, env_config=env_config(args), progress=not args.quiet,
-                      policy_options=options)
+                      policy_options=options, interventions=interventions)
     print(format_summary(report))
     if args.json:
         write_report(report, args.json)
@@ -174,6 +177,11 @@ def _add_eval_parser(sub) -> None:
     p.add_argument("--episodes", type=POSITIVE_INT, default=10)
     p.add_argument("--json", help="write the report (JSON) here")
     p.add_argument("--video", metavar="DIR", help="write one mp4 per episode into DIR")
+    p.add_argument("--intervene", action="append", metavar="STEP:TEXT|oracle[:N]",
+                   help="scripted operator interventions (repeatable), recorded per episode in the report: STEP:TEXT "
+                        "at control step STEP (kind auto; STEP:sub:TEXT a subtask, STEP:ins:TEXT an instruction), "
+                        "or oracle[:N]: once per episode, the scene's subtask (privileged) after the policy's has "
+                        "disagreed with it for N steps in a row (default 16)")
     add_run_options(p)
     p.set_defaults(func=cmd_eval)
 

@@ -87,6 +87,8 @@ def cmd_robot(args) -> int:
                          "one of them")
     if args.leader_replay and args.teleop != "leader":
         raise ValueError("--leader-replay is the demo a simulated leader arm replays: it needs --teleop leader")
+    if args.interventions == "stdin" and not args.server:
+        raise ValueError("--interventions stdin corrects a policy server's session: it needs --server")
     spec = get_robot_spec(args.robot, image_size=args.image_size)
     token = read_token_file(args.token_file) if args.token_file else None
     root_cert = Path(args.tls_ca).read_bytes() if args.tls_ca else None
@@ -102,6 +104,12 @@ def cmd_robot(args) -> int:
         cleanup.callback(client.close)
         print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server or args.teleop + ' operator'}",
               flush=True)
+        if _reads_interventions(args):
+            from robots.interventions import InterventionConsole
+
+            print("interventions: type `sub: SUBTASK`, `ins: INSTRUCTION` or a text (the server decides), then Enter",
+                  flush=True)
+            InterventionConsole(source, sys.stdin, out=lambda line: print(line, flush=True)).start()
         report = client.run(steps=args.steps, should_stop=lambda: sim_driver.done)
         success = sim_driver.is_success()
         if writer is not None:
@@ -117,6 +125,13 @@ def cmd_robot(args) -> int:
         print(f"vla robot: error: {report.summary()}", file=sys.stderr)
         return 1
     return 0
+
+
+def _reads_interventions(args) -> bool:
+    """--interventions stdin, or auto with a policy server and stdin a terminal (an operator at the keyboard)."""
+    if args.interventions == "auto":
+        return bool(args.server) and sys.stdin is not None and sys.stdin.isatty()
+    return args.interventions == "stdin"
 
 
 def _command_source(args, env, spec, token, root_cert):
@@ -203,4 +218,8 @@ def add_robot_parser(sub) -> None:
     p.add_argument("--tls-ca", help="PEM root certificate of the server (switches TLS on)")
     p.add_argument("--record", metavar="FILE.hdf5",
                    help="append what the robot saw and executed to this dataset (a new demo; trains like collected data)")
+    p.add_argument("--interventions", choices=["auto", "stdin", "off"], default="auto",
+                   help="stdin: each line typed while the robot runs corrects the policy (`sub: grasp` a subtask, "
+                        "`ins: TEXT` a new instruction, plain text: the server decides), answered in one line; "
+                        "auto (default): stdin when it is a terminal and --server is given; off: never")
     p.set_defaults(func=cmd_robot)

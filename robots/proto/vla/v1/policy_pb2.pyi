@@ -7,6 +7,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class InterveneKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUTO: _ClassVar[InterveneKind]
+    SUBTASK: _ClassVar[InterveneKind]
+    INSTRUCTION: _ClassVar[InterveneKind]
+AUTO: InterveneKind
+SUBTASK: InterveneKind
+INSTRUCTION: InterveneKind
+
 class GetInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -134,3 +143,23 @@ class EndSessionRequest(_message.Message):
 class EndSessionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class InterveneRequest(_message.Message):
+    __slots__ = ("session_id", "text", "kind")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    text: str
+    kind: InterveneKind
+    def __init__(self, session_id: _Optional[str] = ..., text: _Optional[str] = ..., kind: _Optional[_Union[InterveneKind, str]] = ...) -> None: ...
+
+class InterveneResponse(_message.Message):
+    __slots__ = ("applied", "subtask", "instruction")
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    SUBTASK_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    applied: InterveneKind
+    subtask: str
+    instruction: str
+    def __init__(self, applied: _Optional[_Union[InterveneKind, str]] = ..., subtask: _Optional[str] = ..., instruction: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,11 @@ class PolicyServiceStub:
                 request_serializer=vla_dot_v1_dot_policy__pb2.EndSessionRequest.SerializeToString,
                 response_deserializer=vla_dot_v1_dot_policy__pb2.EndSessionResponse.FromString,
                 _registered_method=True)
+        self.Intervene = channel.unary_unary(
+                '/vla.v1.PolicyService/Intervene',
+                request_serializer=vla_dot_v1_dot_policy__pb2.InterveneRequest.SerializeToString,
+                response_deserializer=vla_dot_v1_dot_policy__pb2.InterveneResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -99,6 +104,14 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Intervene(self, request, context):
+        """An operator's correction mid-episode: a subtask to pursue now, or a new instruction. The next
+        Act of that session pursues it (its `subtask` says so); the planner continues from there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +139,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.EndSession,
                     request_deserializer=vla_dot_v1_dot_policy__pb2.EndSessionRequest.FromString,
                     response_serializer=vla_dot_v1_dot_policy__pb2.EndSessionResponse.SerializeToString,
+            ),
+            'Intervene': grpc.unary_unary_rpc_method_handler(
+                    servicer.Intervene,
+                    request_deserializer=vla_dot_v1_dot_policy__pb2.InterveneRequest.FromString,
+                    response_serializer=vla_dot_v1_dot_policy__pb2.InterveneResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +281,33 @@ class PolicyService:
             '/vla.v1.PolicyService/EndSession',
             vla_dot_v1_dot_policy__pb2.EndSessionRequest.SerializeToString,
             vla_dot_v1_dot_policy__pb2.EndSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Intervene(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vla.v1.PolicyService/Intervene',
+            vla_dot_v1_dot_policy__pb2.InterveneRequest.SerializeToString,
+            vla_dot_v1_dot_policy__pb2.InterveneResponse.FromString,
             options,
             channel_credentials,
             insecure,
