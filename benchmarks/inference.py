@@ -21,15 +21,19 @@ CPU_PEAK_GFLOPS = 110.0  # measured fp32 matmul peak of the 2-core machine (DESI
 INSTRUCTION = "put the red cube on the green cube"
 
 
-def build_predictor(device: str = "cpu", decoding: str = "parallel") -> VlaPredictor:
-    """The tiny default architecture with random weights (latency does not depend on training)."""
+def build_predictor(device: str = "cpu", decoding: str = "parallel", backbone: str = "tiny",
+                    lora_rank: int = 0) -> VlaPredictor:
+    """The tiny default architecture with random weights (latency does not depend on training), or the Hugging
+    Face checkpoint `backbone` (with a fresh LoRA adapter of lora_rank > 0), with the default data config."""
     from dataclasses import replace
 
     from vla.checkpoint import build_model
 
-    tokenizer = WordTokenizer.train([INSTRUCTION, "pick up the blue cube", "reach grasp lift lower release"])
-    config = VlaConfig(decoding=decoding)
-    config = replace(config, tiny=replace(config.tiny, text_vocab_size=tokenizer.vocab_size))
+    config = VlaConfig(decoding=decoding, backbone=backbone, lora_rank=lora_rank)
+    tokenizer = None
+    if backbone == "tiny":
+        tokenizer = WordTokenizer.train([INSTRUCTION, "pick up the blue cube", "reach grasp lift lower release"])
+        config = replace(config, tiny=replace(config.tiny, text_vocab_size=tokenizer.vocab_size))
     torch.manual_seed(0)
     model = build_model(config, tokenizer)
     rng = np.random.default_rng(0)

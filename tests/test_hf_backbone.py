@@ -1,8 +1,11 @@
-"""vla/hf_backbone.py on three tiny, randomly initialised Hugging Face VLMs (no download).
+"""vla/hf_backbone.py on tiny, randomly initialised Hugging Face VLMs of every supported family (no download).
 
-Each architecture is built from a tiny config with a word-level tokenizer made here, saved with
-save_pretrained, and loaded back through HFVla(HFVlaConfig(path=...)) like a real checkpoint.
+Each family's checkpoint is written by tests/hf_tiny_checkpoints.py as the files a downloaded one has and loaded
+back through HFVla(HFVlaConfig(path=...)) like a real checkpoint. Qwen2-VL, Qwen2.5-VL and SmolVLM2 load here
+without torchvision (their tokenizer and image processor alone, vla/hf_processing.py).
 """
+
+import json
 
 import numpy as np
 import pytest
@@ -12,78 +15,15 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("peft")
 pytest.importorskip("tokenizers")
 
+from hf_tiny_checkpoints import FAMILIES, IMAGE, WITHOUT_FULL_PROCESSOR, write_checkpoint  # noqa: E402
+
+from benchmarks.random_backbones import word_tokenizer  # noqa: E402
 from vla.batch import Batch  # noqa: E402
 from vla.hf_backbone import HFVla, HFVlaConfig  # noqa: E402
+from vla.hf_processing import ImagesOnlyProcessor  # noqa: E402
 
-K, A, N_CAM, IMAGE = 2, 8, 2, 32
+K, A, N_CAM = 2, 8, 2
 MODES = ("autoregressive", "parallel")
-WORDS = ("In Out What action should the robot take to pick up red block and place it in bin open drawer "
-         "Subtask grasp lift move reach : ? . , User Assistant").split()
-assert len(set(WORDS)) == len(WORDS)
-BASE_SPECIALS = ["[PAD]", "[UNK]", "<s>", "</s>"]
-TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, head_dim=8, max_position_embeddings=512)
-TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                   image_size=IMAGE, patch_size=8)
-SMOL_TEMPLATE = ("{% for message in messages %}User:{% for c in message['content'] %}"
-                 "{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}{% endif %}{% endfor %}"
-                 "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}")
-
-
-def make_tokenizer(vocab_size: int, specials: list[str], specials_last: bool = False):
-    """Word-level fast tokenizer of exactly vocab_size ids; `specials` first (or last, like SmolVLM)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    filler = [f"w{i}" for i in range(vocab_size - len(BASE_SPECIALS) - len(WORDS) - len(specials))]
-    middle = BASE_SPECIALS + WORDS + filler
-    tokens = middle + specials if specials_last else BASE_SPECIALS + specials + WORDS + filler
-    backend = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    backend.add_special_tokens(BASE_SPECIALS + specials)
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
-                                                bos_token="<s>", eos_token="</s>")
-
-
-def build_llava():
-    tokenizer = make_tokenizer(320, ["<image>"])
-    image_processor = transformers.CLIPImageProcessor(size={"shortest_edge": IMAGE},
-                                                      crop_size={"height": IMAGE, "width": IMAGE})
-    processor = transformers.LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
-                                            vision_feature_select_strategy="default", num_additional_image_tokens=1)
-    config = transformers.LlavaConfig(
-        vision_config=transformers.CLIPVisionConfig(**TINY_VISION, projection_dim=32),
-        text_config=transformers.LlamaConfig(vocab_size=len(tokenizer), **TINY_TEXT),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), image_seq_length=16)
-    return transformers.LlavaForConditionalGeneration(config), processor
-
-
-def build_paligemma():
-    tokenizer = make_tokenizer(300, [])
-    image_processor = transformers.SiglipImageProcessor(size={"height": IMAGE, "width": IMAGE})
-    image_processor.image_seq_length = 16
-    processor = transformers.PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    config = transformers.PaliGemmaConfig(
-        vision_config=transformers.SiglipVisionConfig(**TINY_VISION),
-        text_config=transformers.GemmaConfig(vocab_size=len(tokenizer), **TINY_TEXT),
-        image_token_index=processor.image_token_id, vocab_size=len(tokenizer), projection_dim=32, hidden_size=32)
-    return transformers.PaliGemmaForConditionalGeneration(config), processor
-
-
-def build_idefics3():
-    specials = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
-    tokenizer = make_tokenizer(300, specials, specials_last=True)  # like SmolVLM: image ids in the last 256
-    image_processor = transformers.Idefics3ImageProcessor(
-        size={"longest_edge": IMAGE}, max_image_size={"longest_edge": IMAGE}, do_image_splitting=False)
-    processor = transformers.Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
-                                               chat_template=SMOL_TEMPLATE)
-    config = transformers.Idefics3Config(
-        vision_config=transformers.Idefics3VisionConfig(**TINY_VISION),
-        text_config=transformers.LlamaConfig(vocab_size=len(tokenizer), **TINY_TEXT),
-        image_token_id=processor.image_token_id, scale_factor=2)
-    return transformers.Idefics3ForConditionalGeneration(config), processor
-
-
-BUILDERS = {"llava": build_llava, "paligemma": build_paligemma, "idefics3": build_idefics3}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,35 +37,31 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """name -> a saved tiny checkpoint directory (built once per module)."""
+    """family -> a saved tiny checkpoint directory (written once per module)."""
     saved = {}
 
-    def get(name: str) -> str:
-        if name not in saved:
-            torch.manual_seed(0)
-            directory = tmp_path_factory.mktemp(name)
-            model, processor = BUILDERS[name]()
-            model.save_pretrained(directory)
-            processor.save_pretrained(directory)
-            saved[name] = str(directory)
-        return saved[name]
+    def get(family: str) -> str:
+        if family not in saved:
+            saved[family] = write_checkpoint(family, tmp_path_factory.mktemp(family))
+        return saved[family]
 
     return get
 
 
-@pytest.fixture(params=list(BUILDERS))
+@pytest.fixture(params=FAMILIES)
 def checkpoint(request, checkpoints):
     return request.param, checkpoints(request.param)
 
 
-def random_batch(vla: HFVla, seed: int = 0, with_targets: bool = True) -> Batch:
+def random_batch(vla: HFVla, seed: int = 0, with_targets: bool = True, chunk: tuple[int, int] = (K, A)) -> Batch:
+    """Two samples whose prompts differ in length (the shorter one is left-padded)."""
     g = torch.Generator().manual_seed(seed)
     first, vocab = vla.action_tokenizer.first_id, vla.action_tokenizer.vocab_size
     return Batch(images=torch.randint(0, 256, (2, N_CAM, 3, IMAGE, IMAGE), generator=g, dtype=torch.uint8),
                  state_ids=torch.randint(first, vocab, (2, 8), generator=g),
                  instructions=["pick up the red block", "open the drawer and place it in the bin"],
                  subtasks=["", "grasp"],
-                 action_ids=torch.randint(first, vocab, (2, K, A), generator=g) if with_targets else None)
+                 action_ids=torch.randint(first, vocab, (2, *chunk), generator=g) if with_targets else None)
 
 
 def train_steps(vla: HFVla, batch: Batch, mode: str, steps: int = 2) -> list[float]:
@@ -149,7 +85,7 @@ def assert_action_ids(vla: HFVla, ids: torch.Tensor):
 
 
 def test_train_predict_save_load(checkpoint, tmp_path):
-    name, path = checkpoint
+    family, path = checkpoint
     torch.manual_seed(0)
     vla = HFVla(HFVlaConfig(path=path, chunk_size=K, action_dim=A))
     assert (vla.chunk_size, vla.action_dim) == (K, A)
@@ -167,18 +103,18 @@ def test_train_predict_save_load(checkpoint, tmp_path):
 
 
 def test_multimodal_ids_stay_out_of_the_action_slice(checkpoint):
-    name, path = checkpoint
+    family, path = checkpoint
     vla = HFVla(HFVlaConfig(path=path, chunk_size=K, action_dim=A))
     image_id = vla.model.config.image_token_id
     assert image_id < vla.action_tokenizer.first_id
-    if name == "idefics3":  # its image tokens were the last vocabulary ids: vocabulary grown by n_bins
+    if family in ("idefics3", "smolvlm2"):  # their image tokens were the last vocabulary ids: grown by n_bins
         assert vla.action_tokenizer.vocab_size == 300 + 256
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_padding_does_not_change_a_sample(checkpoint, mode):
     """Sample 0 alone and next to a longer prompt (left padding) gets the same action logits."""
-    name, path = checkpoint
+    family, path = checkpoint
     torch.manual_seed(0)
     vla = HFVla(HFVlaConfig(path=path, chunk_size=K, action_dim=A)).eval()
     batch = random_batch(vla)
@@ -194,15 +130,100 @@ def test_padding_does_not_change_a_sample(checkpoint, mode):
     paired = logits(batch)
     assert vla.encode(batch, vla.placeholders(2))["attention_mask"][0, 0] == 0  # sample 0 really is padded
     torch.testing.assert_close(paired[:1], logits(alone), atol=1e-4, rtol=1e-4)
-    if mode == "autoregressive":  # the KV-cache decoder agrees with teacher forcing on its own choices
-        ids = vla.predict_action_ids(alone, mode).reshape(1, n)
-        forced = Batch(alone.images, alone.state_ids, alone.instructions, alone.subtasks, ids.reshape(1, K, A))
-        assert torch.equal(logits(forced).argmax(-1)[0, :-1] + vla.action_tokenizer.first_id, ids[0, 1:])
+
+
+def decode_without_cache(vla: HFVla, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy decoding that re-runs the whole sequence for every token: (B, K*A) ids, (B, K*A, n_bins) logits."""
+    tail, step_logits = torch.zeros(batch.size, 0, dtype=torch.long), []
+    with torch.no_grad():
+        for _ in range(vla.n_actions):
+            logits, _ = vla.action_logits(vla.encode(batch, tail), 1, use_cache=False)
+            step_logits.append(logits[:, -1])
+            tail = torch.cat([tail, logits[:, -1:].argmax(-1) + vla.first_action_id], dim=1)
+    return tail, torch.stack(step_logits, dim=1)
+
+
+def test_cached_decoding_equals_rerunning_the_sequence(checkpoint):
+    """Token for token, on a left-padded batch: the KV cache and each step's position (M-RoPE included) are
+    those of the full sequence."""
+    family, path = checkpoint
+    torch.manual_seed(0)
+    vla = HFVla(HFVlaConfig(path=path, chunk_size=K, action_dim=A)).eval()
+    batch = random_batch(vla, 1, with_targets=False)
+    with torch.no_grad():
+        cached_ids, cached_logits = vla.decode(batch)
+    ids, logits = decode_without_cache(vla, batch)
+    assert torch.equal(cached_ids, ids)
+    torch.testing.assert_close(cached_logits, logits, atol=1e-4, rtol=1e-4)
+
+
+def test_both_decoding_modes_give_the_chunk_a_model_was_overfit_to(checkpoint):
+    """Trained on one fixed batch in both modes until it has it, parallel decoding (one forward) and
+    autoregressive decoding (KV cache) give the same, trained chunk."""
+    family, path = checkpoint
+    chunk, max_steps = (2, 4), 150
+    torch.manual_seed(0)
+    vla = HFVla(HFVlaConfig(path=path, chunk_size=chunk[0], action_dim=chunk[1]))
+    batch = random_batch(vla, chunk=chunk)
+    optimizer = torch.optim.AdamW(vla.parameters(), lr=1e-2)
+    for step in range(1, max_steps + 1):
+        vla.train()
+        loss = sum(vla.loss(batch, mode)[0] for mode in MODES)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 10 == 0:
+            vla.eval()
+            decoded = {mode: vla.predict_action_ids(batch, mode) for mode in MODES}
+            if all(torch.equal(ids, batch.action_ids) for ids in decoded.values()):
+                break
+    assert torch.equal(decoded["parallel"], batch.action_ids), f"{family}: parallel decoding after {step} steps"
+    assert torch.equal(decoded["autoregressive"], decoded["parallel"]), f"{family}: modes differ after {step} steps"
+
+
+@pytest.mark.parametrize("family", WITHOUT_FULL_PROCESSOR)
+def test_a_processor_that_needs_torchvision_is_replaced_in_one_line(family, checkpoints, capfd, tmp_path):
+    """The tokenizer and image processor alone, said in one line; a save keeps the processor's files."""
+    path = checkpoints(family)
+    capfd.readouterr()
+    vla = HFVla(HFVlaConfig(path=path, chunk_size=K, action_dim=A))
+    notes = [line for line in capfd.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "torchvision" in notes[0].lower() and "image processor alone" in notes[0], notes
+    assert isinstance(vla.processor, ImagesOnlyProcessor)
+    vla.save(tmp_path / "saved")
+    for name in ("preprocessor_config.json", "chat_template.json", "tokenizer.json"):
+        assert (tmp_path / "saved" / name).is_file()
+    with open(tmp_path / "saved" / "preprocessor_config.json") as handle:
+        assert json.load(handle)["processor_class"].endswith("Processor")
+
+
+def write_config_only(directory, model_type: str, processor_class: str | None = None) -> str:
+    """A checkpoint directory with a default config of model_type (no weights: refused before they load)."""
+    transformers.AutoConfig.for_model(model_type).save_pretrained(directory)
+    if processor_class:
+        word_tokenizer(300, ["<image>", "<video>"]).save_pretrained(directory)
+        with open(directory / "preprocessor_config.json", "w") as handle:
+            json.dump({"processor_class": processor_class,
+                       "image_processor_type": processor_class.replace("Processor", "ImageProcessor")}, handle)
+    return str(directory)
+
+
+@pytest.mark.parametrize("model_type, processor_class, message", [
+    ("florence2", None, "florence2 is an encoder-decoder model"),
+    ("llama", None, "llama is not an image-text-to-text model"),
+    ("llava_onevision", "LlavaOnevisionProcessor", "the llava_onevision processor cannot be built here "
+     r"\(LlavaOnevisionVideoProcessor requires the Torchvision library\)"),
+])
+def test_a_family_that_cannot_work_is_refused_in_one_line(model_type, processor_class, message, tmp_path):
+    path = write_config_only(tmp_path, model_type, processor_class)
+    with pytest.raises(ValueError, match=message) as refused:
+        HFVla(HFVlaConfig(path=path))
+    assert "\n" not in str(refused.value) and refused.value.__cause__ is None
 
 
 def test_lora(checkpoint, tmp_path):
     """Only LoRA weights train; the adapter save restores identical predictions; merged save loads."""
-    name, path = checkpoint
+    family, path = checkpoint
     torch.manual_seed(0)
     vla = HFVla(HFVlaConfig(path=path, chunk_size=K, action_dim=A, lora_rank=4))
     trainable = [n for n, p in vla.named_parameters() if p.requires_grad]

@@ -6,7 +6,9 @@ Sequence (both modes), per sample, left-padded to the longest sample of the batc
      (+ " Subtask: {subtask}.")] [state ids] ["Out:"] [K*A tail]
 
 The prompt goes through the checkpoint's own processor (its chat template when it has one, else its
-image token once per camera), so every architecture gets its own image placeholders.
+image token once per camera), so every architecture gets its own image placeholders; where that processor
+cannot be built here (Qwen2-VL, Qwen2.5-VL, SmolVLM2 without torchvision) through its tokenizer and image
+processor alone (vla/hf_processing.py). Encoder-decoder models (Florence-2) are refused in one line.
 - autoregressive (RT-2 / OpenVLA): the tail is the target action ids (teacher forcing, loss on the
   logits that predict them); prediction is greedy decoding with the KV cache, one token per forward,
   restricted to the action-id slice.
@@ -18,7 +20,9 @@ placeholder id of the processor (image token, ...) falls inside that slice (Smol
 the embeddings are resized by n_bins so the action ids are fresh rows that never collide.
 
 Left padding keeps every sample's tail at the same (last) positions; rotary positions only shift
-per sample, which leaves attention between real tokens unchanged.
+per sample, which leaves attention between real tokens unchanged. M-RoPE models (Qwen2-VL, Qwen2.5-VL)
+compute their 3-D positions (temporal, height, width of each image patch) from mm_token_type_ids and
+image_grid_thw over the real tokens only; the KV-cache decoder hands each new token its position itself.
 
 PaliGemma (prefix-LM): its token_type_ids mark the tail as suffix (1), so the prompt attends
 bidirectionally and the action tokens causally, as the checkpoint was pretrained.
@@ -40,11 +44,13 @@ from dataclasses import dataclass, replace
 import torch
 
 from vla.batch import DECODING_MODES, Batch, action_token_loss
+from vla.hf_processing import load_processor, one_line
 from vla.tokenizer import ActionTokenizer
 
 PROMPT = "In: What action should the robot take to {instruction}?"
 ADAPTER_DIR = "lora_adapter"  # a subfolder: transformers would auto-load an adapter at the top level
 PREFIX_LM_TYPES = ("paligemma",)  # token_type_ids: 0 = bidirectional prefix, 1 = causal suffix
+DECODER_ONLY = "LLaVA, PaliGemma (2), Idefics3, SmolVLM/SmolVLM2, Qwen2-VL, Qwen2.5-VL"  # tested: docs/backbones.md
 
 
 @dataclass(frozen=True)
@@ -60,23 +66,54 @@ def is_peft(model) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
 
 
-def load_processor(path: str):
-    from transformers import AutoProcessor
+def load_backbone_config(path: str):
+    """The checkpoint's config; a checkpoint this module cannot drive is refused in one line naming why."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-    return AutoProcessor.from_pretrained(path, local_files_only=True)
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"{path} is not a Hugging Face checkpoint directory (no config.json): pass a "
+                                "local image-text-to-text checkpoint, e.g. one saved with save_pretrained")
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as error:  # a model type this transformers does not know, a broken config.json
+        raise ValueError(f"{path}: its config.json does not load: {one_line(error)}") from None
+    family = config.model_type
+    if getattr(config, "is_encoder_decoder", False):
+        raise ValueError(f"{path}: {family} is an encoder-decoder model; the Hugging Face backbone drives "
+                         f"decoder-only VLMs (prompt, state and action tokens in one sequence), e.g. {DECODER_ONLY}")
+    if family not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        raise ValueError(f"{path}: {family} is not an image-text-to-text model for this transformers "
+                         f"(AutoModelForImageTextToText); use a VLM checkpoint, e.g. {DECODER_ONLY}")
+    return config
 
 
 def load_model(path: str):
     """The checkpoint in `path`; with the adapter re-attached (trainable) when save() wrote one."""
     from transformers import AutoModelForImageTextToText
 
-    model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as error:  # missing or mismatched weight files
+        raise ValueError(f"{path}: the model does not load: {one_line(error)}") from None
     adapter = os.path.join(path, ADAPTER_DIR)
     if os.path.isdir(adapter):
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
     return model
+
+
+def base_model(model):
+    """The transformers model under a peft wrapper (or the model itself)."""
+    return model.get_base_model() if is_peft(model) else model
+
+
+def rope_index_function(model):
+    """The model's own M-RoPE position function (Qwen2-VL family: 3-D positions from the image grids), or None
+    for 1-D rotary positions, which the model counts from the KV cache's length by itself."""
+    base = base_model(model)
+    return getattr(getattr(base, "model", base), "get_rope_index", None)
 
 
 def multimodal_ids(processor, model) -> set[int]:
@@ -131,12 +168,13 @@ def left_pad(rows: list[torch.Tensor], value: int) -> torch.Tensor:
 
 
 class HFVla(torch.nn.Module):
-    def __init__(self, config: HFVlaConfig, model=None, processor=None):
+    def __init__(self, config: HFVlaConfig):
         super().__init__()
         self.config = config
         self.chunk_size, self.action_dim = config.chunk_size, config.action_dim
-        self.processor = processor if processor is not None else load_processor(config.path)
-        model = model if model is not None else load_model(config.path)
+        backbone_config = load_backbone_config(config.path)  # refuses, in one line, before anything heavy loads
+        self.processor = load_processor(config.path, backbone_config)
+        model = load_model(config.path)
         if not is_peft(model):
             model = reserve_action_ids(model, self.processor, config.n_bins)
             if config.lora_rank > 0:
@@ -231,7 +269,7 @@ class HFVla(torch.nn.Module):
     def predict_action_ids(self, batch: Batch, mode: str) -> torch.Tensor:
         check_mode(mode)
         if mode == "autoregressive":
-            ids = self.decode(batch)
+            ids, _ = self.decode(batch)
         else:
             ids = self.parallel_action_logits(batch).argmax(-1) + self.first_action_id
         return ids.reshape(batch.size, self.chunk_size, self.action_dim)
@@ -246,24 +284,45 @@ class HFVla(torch.nn.Module):
     def placeholders(self, batch_size: int) -> torch.Tensor:
         return torch.full((batch_size, self.n_actions), self.first_action_id, dtype=torch.long)
 
-    def decode(self, batch: Batch) -> torch.Tensor:
-        """Greedy decoding over the action slice with the KV cache, one new token per forward."""
+    def decode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy decoding over the action slice with the KV cache, one new token per forward: the (B, K*A) ids
+        and the (B, K*A, n_bins) logits each was chosen from.
+
+        Each step's token gets the position it has in the full sequence: M-RoPE models (Qwen2-VL family) are
+        given it (the prompt's largest position + 1 + step, on all three axes, as their generate() does);
+        1-D rotary models count it from the cache's length, as in training's full-sequence forward."""
         inputs = self.encode(batch, torch.zeros(batch.size, 0, dtype=torch.long))
         mask = inputs["attention_mask"]
         step_keys = [k for k, v in inputs.items()
                      if k not in ("input_ids", "attention_mask") and torch.is_tensor(v) and v.shape == mask.shape]
-        logits, out = self.action_logits(inputs, 1, use_cache=True)
-        chosen = []
+        positions = self.mrope_positions(inputs)
+        prompt_positions = {} if positions is None else {"position_ids": positions}
+        logits, out = self.action_logits(inputs, 1, use_cache=True, **prompt_positions)
+        next_position = None if positions is None else positions.amax(dim=(0, 2)) + 1  # (B,)
+        chosen, step_logits = [], []
         for step in range(self.n_actions):
             token = logits[:, -1].argmax(-1) + self.first_action_id
             chosen.append(token)
+            step_logits.append(logits[:, -1])
             if step == self.n_actions - 1:
                 break
             mask = torch.cat([mask, mask.new_ones(batch.size, 1)], dim=1)
             extra = {k: inputs[k].new_full((batch.size, 1), self.suffix_value(k)) for k in step_keys}
+            if next_position is not None:
+                extra["position_ids"] = (next_position + step).view(1, -1, 1).expand(3, -1, 1)
             logits, out = self.action_logits({"input_ids": token[:, None], "attention_mask": mask, **extra}, 1,
-                                             past_key_values=out.past_key_values, use_cache=True)
-        return torch.stack(chosen, dim=1)
+                                             cache=out.cache, use_cache=True)
+        return torch.stack(chosen, dim=1), torch.stack(step_logits, dim=1)
+
+    def mrope_positions(self, inputs: dict) -> torch.Tensor | None:
+        """(3, B, T) temporal/height/width positions of a left-padded sequence from the model's own
+        get_rope_index, or None for a model with 1-D positions."""
+        rope_index = rope_index_function(self.model)
+        if rope_index is None:
+            return None
+        positions, _ = rope_index(inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"],
+                                  image_grid_thw=inputs.get("image_grid_thw"), attention_mask=inputs["attention_mask"])
+        return positions
 
     # ----------------------------------------------------------------- checkpoints
     def save(self, directory, merged: bool = False) -> None:

@@ -35,6 +35,17 @@ def _bench_soak(args) -> dict:
     return report
 
 
+def _bench_backbone(args) -> dict:
+    """`vla bench inference --backbone DIR`: DIR (full fine-tuning and LoRA) against the tiny default."""
+    from benchmarks.backbone import Settings, bench_backbone, format_backbone
+
+    settings = Settings(repeats=10 if args.repeats is None else args.repeats, train_steps=args.train_steps,
+                        batch_size=args.batch_size, threads=args.threads)
+    report = bench_backbone(args.backbone, settings, progress=_progress(args))
+    print(format_backbone(report))
+    return report
+
+
 def _progress(args):
     return None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
 
@@ -42,10 +53,14 @@ def _progress(args):
 def cmd_bench(args) -> int:
     if args.policy and args.what not in ("serve", "soak"):
         raise ValueError(f"--policy belongs to `vla bench serve` and `vla bench soak`, not `vla bench {args.what}`")
-    if args.what == "inference":
+    if args.backbone and args.what != "inference":
+        raise ValueError(f"--backbone belongs to `vla bench inference`, not `vla bench {args.what}`")
+    if args.what == "inference" and args.backbone:
+        report = _bench_backbone(args)
+    elif args.what == "inference":
         from benchmarks.inference import bench_inference, format_inference
 
-        report = bench_inference(repeats=50 if args.repeats is None else args.repeats)
+        report = bench_inference(repeats=50 if args.repeats is None else args.repeats, threads=args.threads)
         print(format_inference(report))
     elif args.what == "serve":
         report = _bench_serve(args)
@@ -66,7 +81,8 @@ def cmd_bench(args) -> int:
 def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks")
     p.add_argument("what", choices=["sim", "inference", "serve", "soak"],
-                   help="sim: env steps/s, ours vs robosuite defaults; inference: predict latency of the tiny VLA; "
+                   help="sim: env steps/s, ours vs robosuite defaults; inference: predict latency of the tiny VLA "
+                        "(with --backbone DIR: that checkpoint's latency, training speed and memory vs the tiny); "
                         "serve: gRPC serving latency/throughput vs websocket+msgpack and FastAPI+JSON servers; "
                         "soak: robots at a fixed rate against `vla serve` on loopback for a while: errors, "
                         "latency tail, server memory")
@@ -77,7 +93,13 @@ def add_bench_parser(sub) -> None:
                    "serve: times each figure is measured (default 3)")
     p.add_argument("--seconds", type=BENCH_SECONDS, help="serve: seconds per measurement (default 3); soak: "
                    "seconds in all (default 60)")
-    p.add_argument("--quiet", action="store_true", help="serve, soak: no progress lines")
+    p.add_argument("--quiet", action="store_true", help="serve, soak, inference --backbone: no progress lines")
+    p.add_argument("--backbone", metavar="DIR", help="inference: this Hugging Face checkpoint (full fine-tuning and "
+                   "LoRA) against the tiny default: chunk latency in both decoding modes, training samples/s, "
+                   "peak memory; each model in a fresh process (default --repeats 10)")
+    p.add_argument("--threads", type=POSITIVE_INT, default=2, help="inference: CPU threads (torch.set_num_threads)")
+    p.add_argument("--train-steps", type=POSITIVE_INT, default=3, help="inference --backbone: training steps timed")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=4, help="inference --backbone: training batch size")
     p.add_argument("--policy", help="serve: serve this checkpoint (default or a directory) instead of the null "
                    "policy, gRPC batching the sessions' forward passes; soak: the policy `vla serve` serves "
                    "(default hold)")
