@@ -20,6 +20,7 @@ GOAL_CUBE_VALUES = 6  # target xyz, then base xyz (NaN when the goal has no base
 STACKED_XY = 0.02  # m: a cube this close (horizontally) above its base cube, 3-5 cm higher, is on it
 STACKED_DZ = (0.03, 0.05)
 LET_GO = 0.03  # m: a placed cube counts once the gripper is this far from it
+IN_FIXTURE_DZ = 0.04  # m: a cube less than this above a bin-like fixture's centre lies in it
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def _placed(offsets: dict[str, np.ndarray], step: Goal) -> np.ndarray:
     gap = cube - base
     let_go = np.linalg.norm(cube, axis=-1) > LET_GO
     if step.base in FIXTURES:
-        return let_go & (np.abs(gap[:, :2]).max(-1) < 0.08) & (gap[:, 2] < 0.04)
+        return let_go & (np.abs(gap[:, :2]).max(-1) < FIXTURES[step.base].opening) & (gap[:, 2] < IN_FIXTURE_DZ)
     on_top = (np.linalg.norm(gap[:, :2], axis=-1) < STACKED_XY) & (gap[:, 2] > STACKED_DZ[0]) & (gap[:, 2] < STACKED_DZ[1])
     return let_go & on_top
 

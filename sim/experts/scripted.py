@@ -128,13 +128,12 @@ class ScriptedExpert:
             stack_height = 2 * self.scene.cube_half_height(base) + cfg.place_clearance
             return self._cube_pos(base) + offset + [0, 0, stack_height]
 
-        rise = (Phase("release", lambda: on_base() + [0, 0, 0.08], GRIPPER_OPEN, max_steps=10**6) if last else
-                Phase("release", lambda: on_base() + [0, 0, 0.08], GRIPPER_OPEN, tolerance=2 * cfg.tolerance))
         return [
             Phase(f"move above {describe(base)}", above_base, GRIPPER_CLOSED, tolerance=cfg.tolerance),
             Phase("lower", on_base, GRIPPER_CLOSED, tolerance=cfg.tolerance / 2, min_steps=3),
             Phase("release", lambda: self.setpoint.copy(), GRIPPER_OPEN, min_steps=10),
-            rise,
+            Phase("release", lambda: on_base() + [0, 0, 0.08], GRIPPER_OPEN, max_steps=10**6 if last else 80,
+                  tolerance=None if last else 2 * cfg.tolerance),
         ]
 
     def _push_phases(self, color: str, marker: str) -> list[Phase]:
@@ -196,6 +195,7 @@ class ScriptedExpert:
         if align and self.config.align_yaw:
             self.target_rot = yaw_rotation(grasp_yaw_offset(self.scene.cube_quat(color), self.down_rot)) @ self.down_rot
         return self.scene.cube_pos(color)
+
 
 def drop_offset(step, number: int, steps: int) -> np.ndarray:
     """(3,) where, from a fixture's centre, the cube of step `number` (of `steps`) goes: each of several
