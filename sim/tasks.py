@@ -73,6 +73,11 @@ class TaskSpec:
     max_steps: int
     fixture: str | None = None  # sim.fixtures name the scene has besides its cubes
 
+    @property
+    def long_horizon(self) -> bool:
+        """Whether its goals chain several pick-and-place steps."""
+        return bool(self.draw_goal(np.random.default_rng(0)).then)
+
     def suite_kwargs(self) -> dict:
         """Keyword arguments of robosuite.make beyond the project's defaults."""
         return {"fixture": self.fixture} if self.fixture else {}

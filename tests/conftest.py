@@ -48,3 +48,9 @@ def one_demo_file(tmp_path_factory):
 @pytest.fixture(params=list(TASKS))
 def task_name(request):
     return request.param
+
+
+@pytest.fixture(params=[name for name, spec in TASKS.items() if not spec.long_horizon])
+def one_step_task(request):
+    """Every task of one pick (and place); the long-horizon ones have tests of their own (test_long_horizon.py)."""
+    return request.param

@@ -13,7 +13,8 @@ def _phases(subtasks: list[str]) -> list[str]:
     return [s for i, s in enumerate(subtasks) if i == 0 or subtasks[i - 1] != s]
 
 
-def test_expert_succeeds_on_a_few_seeds(env_cache, task_name):
+def test_expert_succeeds_on_a_few_seeds(env_cache, one_step_task):
+    task_name = one_step_task
     env = env_cache(task_name)
     expert = ScriptedExpert(env)
     for seed in (11, 12):

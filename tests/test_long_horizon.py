@@ -11,7 +11,7 @@ from sim.experts.scripted import ScriptedExpert
 from sim.goal_relabel import counterfactual_goal
 from sim.segmentation import agreement, segment_subtasks
 from sim.object_positions import goal_schedule, goal_slots, per_goal_slot
-from sim.tasks import COLORS, HELD_OUT_ORDERS, SEEN_ORDERS, Goal, get_task
+from sim.tasks import COLORS, HELD_OUT_ORDERS, SEEN_ORDERS, TASKS, Goal, get_task
 
 LONG_TASKS = ("stack-three", "crate-three")
 
@@ -155,3 +155,8 @@ def test_every_phrasing_fits_the_instruction_space(task):
     for template in spec.templates:
         instruction = template.format(**fields)
         assert set(instruction) <= set(_INSTRUCTION_CHARSET) and len(instruction) <= 256, instruction
+
+
+def test_the_long_horizon_tasks_say_so():
+    assert {name for name, spec in TASKS.items() if spec.long_horizon} == {
+        "stack-three", "stack-three-unseen", "crate-three", "crate-three-unseen"}
