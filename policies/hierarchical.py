@@ -156,7 +156,8 @@ class HierarchicalPolicy:
         if self.forward_only_phrases is None and not self.memory:
             return self.planner(observation, instruction)
         self._remember_placed()
-        allowed = phrases_from(self.forward_only_phrases or self.phrases, self.subtask)
+        allowed = (list(self.phrases) if self.forward_only_phrases is None
+                   else phrases_from(self.forward_only_phrases, self.subtask))
         remaining = [phrase for phrase in allowed if phrase not in self.done]
         return self.planner(observation, instruction, remaining or allowed)
 

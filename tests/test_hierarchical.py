@@ -193,3 +193,12 @@ def test_the_memory_keeps_the_planner_from_reaching_again_for_a_cube_it_placed(m
 def test_a_memory_needs_the_planner_phrases():
     with pytest.raises(ValueError, match="phrases"):
         HierarchicalPolicy(FavouritePlanner([["grasp"]]), FakeController(), memory=True)
+
+
+def test_a_memory_alone_lets_the_planner_go_back_a_phase():
+    planner = FavouritePlanner([["lower"], ["lift"]])
+    policy = HierarchicalPolicy(planner, FakeController(), plan_every=4, executor=ChunkExecutor(4),
+                                subtask_done=lambda o, s: False, phrases=LONG_PHRASES, memory=True)
+    policy.reset("x")
+    assert [policy.act(OBS).subtask for _ in range(2)] == ["lower", "lift"]
+    assert planner.allowed[1] == list(LONG_PHRASES)
