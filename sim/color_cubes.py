@@ -38,6 +38,7 @@ class ColorCubes(ManipulationEnv):
         self.table_friction = table_friction
         self.table_offset = np.array((0, 0, 0.8))
         self.steps: list[tuple[str, str | None]] = [("red", None)]
+        self.fixture_order: list[str] = []  # the cubes' order into the fixture, when the goal has several
         self.fixture_entries: list[str] = []  # colours in the order they first lay in the fixture
         self.placement_initializer = None
         super().__init__(robots=robots, **kwargs)
@@ -49,6 +50,8 @@ class ColorCubes(ManipulationEnv):
                 raise ValueError(f"unknown cube colour {color!r}; choose from {sorted(CUBE_COLORS)}"
                                  + (f" or the {self.fixture_name}" if self.fixture_name else ""))
         self.steps = list(steps)
+        into_fixture = [target for target, base in self.steps if base is not None and base == self.fixture_name]
+        self.fixture_order = into_fixture if len(into_fixture) > 1 else []  # an order to check (several cubes)
 
     def cube_body_id(self, color: str) -> int:
         return self.sim.model.body_name2id(self.cubes[color].root_body)
@@ -62,12 +65,11 @@ class ColorCubes(ManipulationEnv):
     def _check_success(self) -> bool:
         if not all(self.step_holds(target, base) for target, base in self.steps):
             return False
-        into_fixture = [target for target, base in self.steps if base is not None and base == self.fixture_name]
-        return len(into_fixture) < 2 or self.fixture_entries[:len(into_fixture)] == into_fixture
+        return self.fixture_entries[:len(self.fixture_order)] == self.fixture_order
 
     def _post_action(self, action):
         reward, done, info = super()._post_action(action)
-        if self.fixture is not None:
+        if self.fixture_order:  # only an ordered goal needs the entries (contact checks every step)
             self.fixture_entries += [color for color in CUBE_COLORS if color not in self.fixture_entries
                                      and FIXTURES[self.fixture_name].holds(self, color)]
         return reward, done, info

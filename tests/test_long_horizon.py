@@ -6,6 +6,7 @@ from itertools import permutations
 import numpy as np
 import pytest
 
+from scene_edits import hold, move_cube
 from sim.experts.corrective import CorrectiveExpert
 from sim.experts.scripted import ScriptedExpert
 from sim.goal_relabel import counterfactual_goal
@@ -54,33 +55,21 @@ def test_every_instruction_names_the_three_cubes_in_the_goal_order(task):
             assert tuple(named) == _order(goal)
 
 
-def _move_cube(env, color: str, xyz) -> None:
-    sim = env.suite_env.sim
-    sim.data.set_joint_qpos(env.suite_env.cubes[color].joints[0], np.concatenate([xyz, [1, 0, 0, 0]]))
-    sim.forward()
-
-
-def _hold(env, steps: int = 20) -> None:
-    obs = env.observe()
-    for _ in range(steps):
-        obs, *_ = env.step(np.append(obs["robot0_joint_pos"], 0.0))
-
-
 def test_stack_three_succeeds_only_with_the_whole_tower_in_its_order(env_cache):
     env = env_cache("stack-three", 32)
     env.reset(seed=4)
     bottom, middle, top = env.goal.base, env.goal.target, env.goal.then[0].target
     spot = env.cube_pose(bottom)[0]
-    _move_cube(env, middle, spot + [0, 0, 0.041])  # one step done
-    _hold(env)
+    move_cube(env, middle, spot + [0, 0, 0.041])  # one step done
+    hold(env, 20)
     assert not env.is_success()
-    _move_cube(env, top, spot + [0, 0, 0.082])
-    _move_cube(env, middle, spot + [0, 0, 0.041])
-    _hold(env)
+    move_cube(env, top, spot + [0, 0, 0.082])
+    move_cube(env, middle, spot + [0, 0, 0.041])
+    hold(env, 20)
     assert env.is_success()
-    _move_cube(env, middle, spot + [0, 0, 0.082])  # the same three cubes, the wrong two on top
-    _move_cube(env, top, spot + [0, 0, 0.041])
-    _hold(env)
+    move_cube(env, middle, spot + [0, 0, 0.082])  # the same three cubes, the wrong two on top
+    move_cube(env, top, spot + [0, 0, 0.041])
+    hold(env, 20)
     assert not env.is_success()
 
 
@@ -92,8 +81,8 @@ def test_crate_three_succeeds_only_with_the_cubes_dropped_in_the_named_order(env
         spots = ([-0.04, -0.04, 0.03], [0.04, 0.04, 0.03], [-0.04, 0.04, 0.03])
         for step, spot in zip(order(list(env.goal.steps)), spots):
             assert not env.is_success()
-            _move_cube(env, step.target, crate + spot)
-            _hold(env, 15)
+            move_cube(env, step.target, crate + spot)
+            hold(env, 15)
         assert env.is_success() is expected
 
 

@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from scene_edits import hold, move_cube
 from sim.experts.scripted import ScriptedExpert
 from sim.fixtures import FIXTURES
 from sim.goal_relabel import other_goals
@@ -40,31 +41,18 @@ def test_the_fixture_is_placed_clear_of_every_cube(env_cache, task, fixture):
     assert len({tuple(np.round(spot, 3)) for spot in spots}) == len(spots)  # drawn anew for every seed
 
 
-def _move_cube(env, color: str, xyz) -> None:
-    sim = env.suite_env.sim
-    joint = env.suite_env.cubes[color].joints[0]
-    sim.data.set_joint_qpos(joint, np.concatenate([xyz, [1, 0, 0, 0]]))
-    sim.forward()
-
-
-def _hold(env, steps: int = 15) -> None:
-    obs = env.observe()
-    for _ in range(steps):
-        obs, *_ = env.step(np.append(obs["robot0_joint_pos"], 0.0))
-
-
 def test_push_succeeds_only_with_the_cube_resting_on_the_marker(env_cache):
     env = env_cache("push-color", 32)
     env.reset(seed=2)
     assert not env.is_success()
     marker = env.cube_pose("marker")[0]
-    _move_cube(env, env.goal.target, marker + [0, 0, 0.12])  # over the marker, but in the air
+    move_cube(env, env.goal.target, marker + [0, 0, 0.12])  # over the marker, but in the air
     assert not env.is_success()
-    _move_cube(env, env.goal.target, marker + [0.06, 0, 0.021])  # on the table beside it
-    _hold(env)
+    move_cube(env, env.goal.target, marker + [0.06, 0, 0.021])  # on the table beside it
+    hold(env)
     assert not env.is_success()
-    _move_cube(env, env.goal.target, marker + [0.01, -0.01, 0.021])
-    _hold(env)
+    move_cube(env, env.goal.target, marker + [0.01, -0.01, 0.021])
+    hold(env)
     assert env.is_success()
 
 
@@ -73,11 +61,11 @@ def test_bin_succeeds_only_with_the_cube_inside(env_cache):
     env.reset(seed=2)
     assert not env.is_success()
     bin_pos = env.cube_pose("bin")[0]
-    _move_cube(env, env.goal.target, bin_pos + [0.1, 0, 0.0])  # beside the bin
-    _hold(env)
+    move_cube(env, env.goal.target, bin_pos + [0.1, 0, 0.0])  # beside the bin
+    hold(env)
     assert not env.is_success()
-    _move_cube(env, env.goal.target, bin_pos + [0, 0, 0.03])  # dropped in
-    _hold(env, 25)
+    move_cube(env, env.goal.target, bin_pos + [0, 0, 0.03])  # dropped in
+    hold(env, 25)
     assert env.is_success()
 
 
