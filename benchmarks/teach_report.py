@@ -1,8 +1,9 @@
 """The learning-curve report of teaching new tasks (docs/results.md, "Teaching new tasks").
 
-Reads `vla eval --json` reports named ARM-N-TASK.json (ARM: finetuned or scratch, N: demos per task) from one
-directory and writes a markdown table (success with 95% Wilson intervals, and where both arms ran on the
-same seeds, the paired exact McNemar p) and a PNG plot of success against demos, one panel per task:
+Reads `vla eval --json` reports named ARM-N-TASK.json (ARM: finetuned or scratch, N: demos per task; ARM
+ending in -generated: trained on the N demos and what `vla generate` made of them) from one directory and
+writes a markdown table (success with 95% Wilson intervals, and where both arms ran on the same seeds, the
+paired exact McNemar p) and a PNG plot of success against demos, one panel per task:
 
     python -m benchmarks.teach_report runs/teach/eval --png docs/teach_curve.png
 """
@@ -17,7 +18,10 @@ from pathlib import Path
 from sim.stats import exact_mcnemar, wilson_interval
 
 ARMS = ("finetuned", "scratch")
-REPORT_NAME = re.compile(r"(?P<arm>finetuned|scratch)-(?P<demos>\d+)-(?P<task>[\w-]+)\.json$")
+RECIPES = ("", "-generated")  # the demos alone; the demos and what `vla generate` made of them
+REPORT_NAME = re.compile(r"(?P<arm>(finetuned|scratch)(-generated)?)-(?P<demos>\d+)-(?P<task>[a-z][\w-]*)\.json$")
+LABELS = {"finetuned": "fine-tuned from the default", "scratch": "from scratch",
+          "finetuned-generated": "fine-tuned, + generated demos", "scratch-generated": "from scratch, + generated demos"}
 
 
 def load_reports(directory: str | Path) -> dict[tuple[str, int, str], dict]:
@@ -28,7 +32,8 @@ def load_reports(directory: str | Path) -> dict[tuple[str, int, str], dict]:
         if match:
             reports[(match["arm"], int(match["demos"]), match["task"])] = json.loads(path.read_text())
     if not reports:
-        raise ValueError(f"{directory}: no ARM-N-TASK.json eval reports (e.g. finetuned-20-push-color.json)")
+        raise ValueError(f"{directory}: no ARM-N-TASK.json eval reports (e.g. finetuned-20-push-color.json, "
+                         "scratch-generated-20-bin-color.json)")
     return reports
 
 
@@ -37,20 +42,27 @@ def _outcomes(report: dict) -> dict[int, bool]:
 
 
 def table(reports: dict) -> str:
-    rows = ["| task | demos | fine-tuned | 95% CI | from scratch | 95% CI | paired p |", "|---|---|---|---|---|---|---|"]
+    rows = ["| task | demos | trained on | fine-tuned | 95% CI | from scratch | 95% CI | paired p |",
+            "|---|---|---|---|---|---|---|---|"]
     for task in sorted({key[2] for key in reports}):
         for demos in sorted({key[1] for key in reports if key[2] == task}):
-            cells = [task, str(demos)]
-            for arm in ARMS:
-                report = reports.get((arm, demos, task))
-                if report is None:
-                    cells += ["not run", ""]
+            for recipe in RECIPES:
+                arms = [arm + recipe for arm in ARMS]
+                if not any((arm, demos, task) in reports for arm in arms):
                     continue
-                low, high = wilson_interval(report["successes"], report["episodes"])
-                cells += [f"{report['successes']}/{report['episodes']}", f"[{low:.0%}, {high:.0%}]"]
-            cells.append(_paired(reports.get(("finetuned", demos, task)), reports.get(("scratch", demos, task))))
-            rows.append("| " + " | ".join(cells) + " |")
+                cells = [task, str(demos), "the demos + generated" if recipe else "the demos"]
+                for arm in arms:
+                    cells += _cells(reports.get((arm, demos, task)))
+                cells.append(_paired(*(reports.get((arm, demos, task)) for arm in arms)))
+                rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def _cells(report: dict | None) -> list[str]:
+    if report is None:
+        return ["not run", ""]
+    low, high = wilson_interval(report["successes"], report["episodes"])
+    return [f"{report['successes']}/{report['episodes']}", f"[{low:.0%}, {high:.0%}]"]
 
 
 def _paired(a: dict | None, b: dict | None) -> str:
@@ -73,7 +85,7 @@ def plot(reports: dict, png: str | Path) -> None:
     tasks = sorted({key[2] for key in reports})
     figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
     for axis, task in zip(axes[0], tasks):
-        for arm, style in zip(ARMS, ("o-", "s--")):
+        for arm, style in zip(LABELS, ("o-", "s--", "o-", "s--")):
             points = sorted((demos, r) for (a, demos, t), r in reports.items() if a == arm and t == task)
             if not points:
                 continue
@@ -82,8 +94,7 @@ def plot(reports: dict, png: str | Path) -> None:
             bounds = [wilson_interval(r["successes"], r["episodes"]) for _, r in points]
             errors = [[max(0.0, p - low) for p, (low, _) in zip(rate, bounds)],
                       [max(0.0, high - p) for p, (_, high) in zip(rate, bounds)]]
-            axis.errorbar(demos, rate, yerr=errors, fmt=style, capsize=4,
-                          label="fine-tuned from the default" if arm == "finetuned" else "from scratch")
+            axis.errorbar(demos, rate, yerr=errors, fmt=style, capsize=4, label=LABELS[arm])
         axis.set(title=task, xlabel="teleop demos per task", ylabel="success (50 unseen seeds)", ylim=(-0.05, 1.05))
         axis.set_xscale("log")
         axis.set_xticks([5, 10, 20, 50], labels=["5", "10", "20", "50"])

@@ -24,12 +24,15 @@ def test_table_and_plot(tmp_path):
     _report(tmp_path / "finetuned-20-push-color.json", [1] * 9 + [0])
     _report(tmp_path / "scratch-20-push-color.json", [0] * 10)  # 0 successes: an interval from 0 exactly
     _report(tmp_path / "finetuned-5-push-color.json", [1] * 3 + [0] * 7)
+    _report(tmp_path / "finetuned-generated-20-push-color.json", [1] * 10)
     (tmp_path / "notes.json").write_text("{}")  # not a report: ignored
     reports = load_reports(tmp_path)
-    assert set(reports) == {("finetuned", 20, "push-color"), ("scratch", 20, "push-color"), ("finetuned", 5, "push-color")}
+    assert set(reports) == {("finetuned", 20, "push-color"), ("scratch", 20, "push-color"), ("finetuned", 5, "push-color"),
+                            ("finetuned-generated", 20, "push-color")}
     rows = table(reports).splitlines()
-    assert rows[2].startswith("| push-color | 5 | 3/10 |") and "not run" in rows[2]
-    assert rows[3].startswith("| push-color | 20 | 9/10 | [60%, 98%] | 0/10 | [0%, 28%] | 0.0039 (9 vs 0) |")
+    assert rows[2].startswith("| push-color | 5 | the demos | 3/10 |") and "not run" in rows[2]
+    assert rows[3].startswith("| push-color | 20 | the demos | 9/10 | [60%, 98%] | 0/10 | [0%, 28%] | 0.0039 (9 vs 0) |")
+    assert rows[4].startswith("| push-color | 20 | the demos + generated | 10/10 |") and rows[4].endswith("| not run |  |  |")
     png = tmp_path / "curve.png"
     assert main([str(tmp_path), "--png", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
