@@ -6,20 +6,22 @@ A source demo is cut where the object its motion is about changes:
   release about where it goes (a cube or a fixture such as the bin);
 - a push (move behind, push it onto the marker): one segment about the cube and the line from the cube
   to the marker.
-Each segment keeps the path the gripper took (each step's target is where the gripper was after it, plus
-the lead of the operator's command over it up to MAX_LEAD_M: what presses on a cube; an operator's
-command can run far ahead of the arm when the table or a cube stops it), the
-gripper's commanded orientation (forward kinematics of the recorded joint targets) and the open/close
-command, from the first step the gripper is within
-NEAR_M (sideways) of its object, expressed relative to that object where the segment starts (read from
-the demo's MuJoCo states). In a new scene (a new seed: new cube positions, new goal) a source demo of the
-same kind of goal is chosen, each segment is put on the same object of the new scene (translated; for a
-push also turned about the vertical to the new cube-to-marker line and stretched along it to the new
-distance, from the source whose distance is nearest), and the gripper moves between segments along a path clear
-of the table (up, across, down) at TRANSIT_STEP_M a step, keeping its last command. Inverse kinematics turns the positions into the
-project's actions (absolute joint targets + gripper), the simulator runs them, and only episodes that
-succeed are kept. The generated demos carry the operator's own tremor, pauses and corrections into scenes
-the operator never saw; the cameras see the new scene.
+Each segment keeps, from the first step the gripper is within NEAR_M (sideways) of its object:
+- the path the gripper took: each step's target is where the gripper was after it, plus the lead of the
+  operator's command over it up to MAX_LEAD_M (what presses on a cube; a command can run far ahead of
+  the arm when the table or a cube stops it);
+- the gripper's commanded orientation (forward kinematics of the recorded joint targets) and the
+  open/close command;
+expressed relative to its object where the segment starts (read from the demo's MuJoCo states).
+
+In a new scene (a new seed: new cube positions, a new goal) a source demo of the same kind of goal is
+chosen (at random; for a push the one most like the scene: PushGeometry.mismatch), each segment is put on
+the same object of the new scene (translated; a push also turned about the vertical to the new
+cube-to-marker line and stretched along it to the new distance), and the gripper moves between segments
+along a path clear of the table (up, across, down) at TRANSIT_STEP_M a step, keeping its last command.
+Inverse kinematics turns the positions into the project's actions (absolute joint targets + gripper), the
+simulator runs them, and only episodes that succeed are kept. The generated demos carry the operator's
+tremor, pauses and corrections into scenes the operator never saw; the cameras see the new scene.
 
 It needs the demos' MuJoCo states: simulated recordings (`vla teleop`, `vla collect`), not a robot's or
 an import's. One-step goals (pick, place, push); long-horizon goals are refused.
@@ -34,12 +36,13 @@ import numpy as np
 
 from policies.base import ActionChunk
 from sim.experts.scene import Scene
+from sim.segmentation import segment_subtasks
 from sim.tasks import Goal
 
 Pose = tuple[np.ndarray, np.ndarray]  # world position (3,), quaternion (w, x, y, z)
 
 NEAR_M = 0.10  # a segment starts where the gripper first comes within this of its object (sideways)
-TRANSIT_STEP_M = 0.015  # the straight move between segments, per control step
+TRANSIT_STEP_M = 0.015  # the move between segments, per control step
 TRANSIT_MIN_STEPS = 3
 TARGET_PHASES = ("reach", "grasp", "lift", "move behind", "push it")  # about the cube that is picked or pushed
 PUSH_METRE_WEIGHT = 10.0  # choosing a push's source: 10 cm of distance count as much as a turn of 1 rad
@@ -122,7 +125,9 @@ def source_demo(name: str, episode, object_pose: Callable[[str, int], Pose],
         offsets[:, :2] = offsets[:, :2] @ frame.T
         segment = Segment("target", offsets, rotations[rows], gripper[rows])
         return SourceDemo(name, "push", (segment,), PushGeometry.of(cube, marker))
-    about = ["target" if subtask.startswith(TARGET_PHASES) else "base" for subtask in episode.subtasks]
+    labels = episode.subtasks if all(episode.subtasks) else segment_subtasks(gripper, episode.observations[
+        "robot0_eef_pos"], goal)  # a demo recorded without subtask phrases is segmented first
+    about = ["target" if subtask.startswith(TARGET_PHASES) else "base" for subtask in labels]
     segments = []
     for which, start, stop in _runs(about):
         anchor = object_pose(goal.target if which == "target" else goal.base, start)[0]

@@ -132,3 +132,25 @@ def _start_states(task: str, steps: int) -> np.ndarray:
 def test_vla_generate_rejects_more_sources_than_the_file_has(bin_demos, tmp_path, capsys):
     assert main(["generate", str(bin_demos), "--episodes", "1", "--sources", "5", "--out", str(tmp_path / "x.hdf5")]) == 2
     assert "--sources 5: " in capsys.readouterr().err and not (tmp_path / "x.hdf5").exists()
+
+
+def test_a_demo_without_subtask_phrases_is_segmented_into_cube_and_bin_parts():
+    # down onto the cube at (0, 0), close, up, across to the bin at (0.2, 0), open: 4 + 3 + 4 + 2 steps
+    path = [(0.0, 0.0, 0.9), (0.0, 0.0, 0.87), (0.0, 0.0, 0.84), (0.0, 0.0, 0.83), (0.0, 0.0, 0.83), (0.0, 0.0, 0.85),
+            (0.0, 0.0, 0.9), (0.05, 0.0, 0.92), (0.1, 0.0, 0.92), (0.2, 0.0, 0.92), (0.2, 0.0, 0.9), (0.2, 0.0, 0.9),
+            (0.2, 0.0, 0.92)]
+    grip = [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]
+    steps = len(path)
+    actions = np.zeros((steps, 8), np.float32)
+    actions[:, :3], actions[:, -1] = path, grip  # the fake kinematics below read the first 3 joints as a position
+    episode = Episode(seed=0, instruction="put the red cube in the bin", goal=Goal("red", "bin").to_dict(),
+                      actions=actions, observations={"robot0_eef_pos": np.array(path)}, states=np.zeros((steps, 0)),
+                      rewards=np.zeros(steps), dones=np.zeros(steps, np.uint8), subtasks=[""] * steps, model_file="",
+                      success=True)
+    objects = {"red": pose(0.0, 0.0), "bin": pose(0.2, 0.0, 0.8)}
+    from sim.demo_generation import source_demo
+
+    source = source_demo("demo_0", episode, lambda name, t: objects[name], lambda q: (np.asarray(q[:3]), np.eye(3)))
+    assert [segment.about for segment in source.segments] == ["target", "base"]
+    assert source.segments[0].gripper[-1] == 1.0 and source.segments[1].gripper[-1] == 0.0
+    assert np.allclose(source.segments[1].offsets[-1], np.array(path[-1]) - objects["bin"][0])
