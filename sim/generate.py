@@ -16,6 +16,7 @@ from sim.dataset import open_dataset, read_episode
 from sim.demo_generation import SegmentPlayer, SourceDemo, source_demo
 from sim.env import EnvConfig, VlaEnv
 from sim.experts.scene import Scene
+from sim.replay import start_recorded
 from sim.tasks import Goal
 
 MAX_ATTEMPTS_PER_EPISODE = 3
@@ -56,11 +57,7 @@ def read_sources(env: VlaEnv, path: str, first: int | None = None) -> list[Sourc
 
 def _object_poses(env: VlaEnv, episode):
     """object_pose(name, t) of a recorded episode, by setting its MuJoCo state of step t."""
-    env.reset(seed=episode.seed)
-    if episode.goal:
-        env.set_goal(Goal.from_dict(episode.goal))
-    if episode.model_file and episode.model_file != env.model_xml():
-        env.load_model_xml(episode.model_file)
+    start_recorded(env, episode)
 
     def object_pose(name: str, t: int):
         env.set_mujoco_state(episode.states[t])

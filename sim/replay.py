@@ -53,7 +53,8 @@ def replay_file(path: str, demos: list[str] | None = None, mode: str = "actions"
         env.close()
 
 
-def _start(env: VlaEnv, episode) -> None:
+def start_recorded(env: VlaEnv, episode) -> None:
+    """Put env in the recorded episode's scene (its seed, goal and model) at its first MuJoCo state."""
     if np.shape(episode.states)[-1] == 0:
         raise ValueError("the demos have no MuJoCo states (a real robot's recording or an import, e.g. from "
                          "LeRobot): they train, but there is no scene to replay them in")
@@ -70,7 +71,7 @@ def _replay_actions(env: VlaEnv, name: str, episode) -> ReplayResult:
     if DRIVEN_BY_ATTR in episode.extra_attrs:
         raise ValueError(f"{name} was driven by {episode.extra_attrs[DRIVEN_BY_ATTR]} and labelled by the expert "
                          "(vla collect --learner): its actions were never executed; check it with --mode states")
-    _start(env, episode)
+    start_recorded(env, episode)
     nq = env.suite_env.sim.model.nq
     noise = ActionNoise.from_attrs(episode.extra_attrs)
     perturb = noise.drift(episode.seed) if noise else None
@@ -84,7 +85,7 @@ def _replay_actions(env: VlaEnv, name: str, episode) -> ReplayResult:
 
 
 def _replay_states(env: VlaEnv, name: str, episode) -> ReplayResult:
-    _start(env, episode)
+    start_recorded(env, episode)
     nq = env.suite_env.sim.model.nq
     divergences = []
     for state in episode.states:
