@@ -21,6 +21,7 @@ import torch
 from vla.checkpoint import build_model, load_checkpoint, load_training_state, save_checkpoint
 from vla.config import TrainConfig, VlaConfig
 from vla.data import ChunkDataset, collate, compute_norm_stats, drop_subtasks, load_demos, random_shift, shift_pixels
+from vla.retiming import retimed
 from vla.scene_labels import SceneLabels
 
 
@@ -125,6 +126,7 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, cfg: TrainConfi
     _check_relabel_goals(cfg.relabel_goals, config)
     labels = _scene_labels_available([*data_paths, *replay], _scene_labels_needed(config, scene_labels))
     train_demos, valid_demos = load_demos(data_paths, config.data, labels)
+    train_demos, valid_demos = ([retimed(d, cfg.retime_step) for d in demos] for demos in (train_demos, valid_demos))
     replay_demos = load_demos(list(replay), config.data, labels)[0] if replay else []
     if stats is None:
         stats = compute_norm_stats(train_demos + replay_demos, config.data)
