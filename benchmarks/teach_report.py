@@ -95,13 +95,21 @@ def plot(reports: dict, png: str | Path) -> None:
             errors = [[max(0.0, p - low) for p, (low, _) in zip(rate, bounds)],
                       [max(0.0, high - p) for p, (_, high) in zip(rate, bounds)]]
             axis.errorbar(demos, rate, yerr=errors, fmt=style, capsize=4, label=LABELS[arm])
-        axis.set(title=task, xlabel="teleop demos per task", ylabel="success (50 unseen seeds)", ylim=(-0.05, 1.05))
+        axis.set(title=task, xlabel="teleop demos per task", ylabel=f"success ({_seeds(reports, task)} unseen seeds)",
+                 ylim=(-0.05, 1.05))
         axis.set_xscale("log")
         axis.set_xticks([5, 10, 20, 50], labels=["5", "10", "20", "50"])
+        axis.minorticks_off()
         axis.grid(alpha=0.3)
         axis.legend(loc="upper left")
     figure.tight_layout()
     figure.savefig(png, dpi=100)
+
+
+def _seeds(reports: dict, task: str) -> str:
+    """How many seeds the task's reports ran: "30", or "30-50" where they differ."""
+    counts = sorted({r["episodes"] for (_, _, t), r in reports.items() if t == task})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
 
 def main(argv: list[str] | None = None) -> int:

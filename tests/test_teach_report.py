@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks.teach_report import load_reports, main, table
+from benchmarks.teach_report import _seeds, load_reports, main, table
 from sim.stats import exact_mcnemar
 
 
@@ -33,6 +33,9 @@ def test_table_and_plot(tmp_path):
     assert rows[2].startswith("| push-color | 5 | the demos | 3/10 |") and "not run" in rows[2]
     assert rows[3].startswith("| push-color | 20 | the demos | 9/10 | [60%, 98%] | 0/10 | [0%, 28%] | 0.0039 (9 vs 0) |")
     assert rows[4].startswith("| push-color | 20 | the demos + generated | 10/10 |") and rows[4].endswith("| not run |  |  |")
+    assert _seeds(reports, "push-color") == "10"
+    _report(tmp_path / "scratch-5-push-color.json", [0] * 30)
+    assert _seeds(load_reports(tmp_path), "push-color") == "10-30"  # the plot's axis says how many seeds
     png = tmp_path / "curve.png"
     assert main([str(tmp_path), "--png", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
