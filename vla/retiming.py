@@ -17,7 +17,8 @@ from dataclasses import replace
 
 import numpy as np
 
-FINGER_MOVING = 5e-4  # m per step: fingers moving at least this fast keep every frame
+from vla.data import IDLE_STATE_CHANGE  # m per step: fingers moving at least this fast keep every frame
+
 GRIPPER_CLOSED = 0.5  # a gripper command above this closes it
 
 
@@ -42,7 +43,7 @@ def gripper_settling(closed: np.ndarray, finger_states: np.ndarray) -> np.ndarra
     the step after the command). Fingers pushed about by a touch while the command holds do not count."""
     moving = np.zeros(len(closed), dtype=bool)
     if finger_states.shape[1]:
-        moving[1:] = np.abs(np.diff(finger_states, axis=0)).max(1) >= FINGER_MOVING
+        moving[1:] = np.abs(np.diff(finger_states, axis=0)).max(1) >= IDLE_STATE_CHANGE
     settling = np.zeros(len(closed), dtype=bool)
     for change in np.flatnonzero(closed[1:] != closed[:-1]) + 1:
         t = change
