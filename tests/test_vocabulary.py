@@ -47,6 +47,19 @@ def test_new_words_and_phrases_are_appended_and_old_weights_kept():
     assert all(torch.equal(grown.state_dict()[key], old_state[key]) for key in unchanged)
 
 
+def test_new_words_start_apart_spread_like_the_known_ones():
+    config, model = _small_model()
+    old_words = model.text_tokenizer.vocab_size
+    _, grown = grow_vocabulary(model, config, ["drop the red cube into the bin", "push it onto the marker"], [])
+    table = grown.state_dict()["lm.model.embed_tokens.weight"]
+    added = grown.text_tokenizer.vocab_size - old_words
+    known, fresh = table[:old_words], table[old_words:old_words + added]
+    bin_id, marker_id = grown.text_tokenizer.encode("bin marker")
+    assert torch.dist(table[bin_id], table[marker_id]) > 0.5 * torch.pdist(known).mean()
+    assert torch.allclose(fresh.std(0).mean(), known.std(0).mean(), rtol=0.5)
+    assert torch.equal(grown.state_dict()["lm.lm_head.weight"], table)  # tied: the output rows are the same
+
+
 def test_data_with_known_words_and_phrases_leaves_the_model_as_it_is():
     config, model = _small_model()
     config2, same = grow_vocabulary(model, config, ["lift the red cube"], ["lift"])

@@ -3,9 +3,11 @@
 The tiny backbone's word tokenizer and its planner's subtask phrases are built from the data it was first
 trained on; a new task brings words ("push", "bin") and subtask phrases it has never seen, which would read
 as [UNK] and train no planner row. Fine-tuning appends them: the new words get embedding rows (between the
-text ids and the action ids, so every action id moves up by the number of new words) initialised at the
-mean of the known words', the new phrases get planner rows that start neutral (zero weights, the mean
-bias). Everything the checkpoint knew keeps its weights.
+text ids and the action ids, so every action id moves up by the number of new words) drawn about the
+known words' mean with their spread per dimension (as Hugging Face's resize_token_embeddings does: new
+words that all started at the mean would stay alike, and "bin" would read like "marker"); the new phrases
+get planner rows that start neutral (zero weights, the mean bias). Everything the checkpoint knew keeps its
+weights.
 """
 
 from __future__ import annotations
@@ -44,10 +46,17 @@ def _grown_state(state: dict, text_words: int, added_words: int, added_phrases: 
     for key in EMBEDDING_KEYS:
         if key in state:
             table = state[key]
-            fresh = table[:text_words].mean(0, keepdim=True).expand(added_words, -1)
-            state[key] = torch.cat([table[:text_words], fresh, table[text_words:]])
+            state[key] = torch.cat([table[:text_words], _fresh_rows(table[:text_words], added_words),
+                                    table[text_words:]])
     if added_phrases and "planner_head.weight" in state:
         weight, bias = state["planner_head.weight"], state["planner_head.bias"]
         state["planner_head.weight"] = torch.cat([weight, weight.new_zeros(added_phrases, weight.shape[1])])
         state["planner_head.bias"] = torch.cat([bias, bias.mean().expand(added_phrases)])
     return state
+
+
+def _fresh_rows(known: torch.Tensor, count: int) -> torch.Tensor:
+    """count embedding rows drawn about the known rows' mean with their standard deviation per dimension, the
+    same draw every time (a fixed seed), so a tied embedding and output table grow alike."""
+    noise = torch.randn(count, known.shape[1], generator=torch.Generator().manual_seed(0), dtype=known.dtype)
+    return known.mean(0, keepdim=True) + noise * known.std(0, keepdim=True)
