@@ -27,8 +27,8 @@ class ExecutionSettings:
     token's likeliest bin or its expected value; gripper_latch: gripper commands 0 or 1 with
     hysteresis; forward_planner: the planner never goes back a phase; planner_memory: it never reaches
     again for a cube placed this episode; grasp_check: no phase the fingers rule out (lift with nothing
-    held, ...), and after a missed grasp the hand opens and reaches again; phase_timeout: control steps
-    after which a subtask the planner keeps is dropped (0: off)."""
+    held, ...); phase_timeout: control steps after which a subtask the
+    planner keeps is dropped (0: off)."""
 
     flat: bool = False
     execute_steps: int | None = None

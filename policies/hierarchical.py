@@ -21,11 +21,8 @@ task, what is done is part of the policy's state, not only of what the cameras s
 
 With `grasp_check`, the planner may not choose a phase that needs a cube in the hand (lift, move above,
 lower, release) while the fingers are open or closed on nothing, nor "grasp" with the fingers closed on
-nothing; and once the fingers close on nothing in a grasp or later phase (a missed grasp, a drop), the
-policy reaches again for the cube it last reached for, with the hand commanded open until it is, as if an
-operator had intervened with that subtask. The experts never miss, so the model alone never learned to
-recover: measured on bin-color, the planner kept "lift" over empty, closed fingers to the end, and under
-"reach" the controller kept the fingers closed.
+nothing: after a missed grasp it goes back to reaching. The experts never miss, so the planner alone
+never learned that; measured on bin-color, it kept "lift" with empty, closed fingers to the end.
 
 With `phase_timeout` (control steps), a subtask the planner has kept longer than that is taken
 to have stalled: the controller then acts without a subtask (as the flat policy does; it is
@@ -57,7 +54,6 @@ from policies.chunking import ChunkExecutor
 FINGERS_CLOSED_WIDTH = 0.06  # metres between Panda fingers below which "grasp" is over
 FINGERS_OPEN_WIDTH = 0.07
 FINGERS_EMPTY_WIDTH = 0.02  # closed further than this, the fingers hold nothing (the cubes are 4 cm)
-GRIPPER_OPEN_COMMAND = 0.0  # the action's last dimension: 0 open, 1 closed
 PHASE_ORDER = ("reach", "grasp", "lift", "move above", "lower", "release")  # the experts' subtask phrases
 OBJECT_PHASES = ("reach", "move above", "move behind", "push it")  # phrases that go on to name what they act on
 
@@ -144,7 +140,6 @@ class HierarchicalPolicy:
         self.intervened_instruction: str | None = None
         self.pinned: str | None = None  # an intervened subtask the planner may not replace yet
         self.pinned_steps = 0
-        self.reopening = False  # after a missed grasp (grasp_check): the hand is commanded open until it is
         self.subtask = ""
         self.steps_since_plan = 0
         self.steps_in_subtask = 0
@@ -166,8 +161,6 @@ class HierarchicalPolicy:
 
     def act(self, observation: Observation) -> ActionChunk:
         instruction = self.intervened_instruction or observation.get("instruction") or self.instruction
-        if self.grasp_check and self._grasp_missed(observation):
-            self._reach_again()
         if self._replan_due(observation):
             subtask = self._choose_subtask(observation, instruction)
             self.steps_in_subtask = self.steps_in_subtask if subtask == self.subtask else 0
@@ -176,32 +169,11 @@ class HierarchicalPolicy:
             self.plan_calls += 1
             self.steps_since_plan = 0
         stalled = self.phase_timeout and self.steps_in_subtask >= self.phase_timeout and self.pinned is None
-        chunk = self.controller(observation, instruction, "" if stalled else self.subtask)
-        actions = self.executor.select(self._opened(chunk, observation) if self.reopening else chunk)
+        actions = self.executor.select(self.controller(observation, instruction, "" if stalled else self.subtask))
         self.steps_since_plan += len(actions)
         self.steps_in_subtask += len(actions)
         self.pinned_steps += len(actions)
         return ActionChunk(actions, subtask=self.subtask)
-
-    def _grasp_missed(self, observation: Observation) -> bool:
-        """Fingers closed on nothing in a grasp or later phase, after reaching for a cube."""
-        rank = phase_rank(self.subtask)
-        return bool(self.reached) and bool(rank) and finger_width(observation) < FINGERS_EMPTY_WIDTH
-
-    def _reach_again(self) -> None:
-        """Pin the last reach (the planner may replace it with a later phase) and open the hand."""
-        self.pinned = self.subtask = self.reached
-        self.pinned_steps = self.steps_in_subtask = 0
-        self.reopening = True
-
-    def _opened(self, chunk: np.ndarray, observation: Observation) -> np.ndarray:
-        """The chunk with the gripper commanded open, until the fingers are open or the reach is over."""
-        if finger_width(observation) > FINGERS_OPEN_WIDTH or phase_rank(self.subtask) != 0:
-            self.reopening = False
-            return chunk
-        opened = np.array(chunk, copy=True)
-        opened[:, -1] = GRIPPER_OPEN_COMMAND
-        return opened
 
     def _plan(self, observation: Observation, instruction: str) -> str:
         if self.forward_only_phrases is None and not self.memory and not self.grasp_check:

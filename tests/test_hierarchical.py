@@ -232,34 +232,3 @@ def test_after_a_missed_grasp_a_grasp_check_sends_the_planner_back_to_reaching(g
 def test_a_grasp_check_needs_the_planner_phrases():
     with pytest.raises(ValueError, match="grasp check"):
         HierarchicalPolicy(FavouritePlanner([["grasp"]]), FakeController(), grasp_check=True)
-
-
-class GripperController(FakeController):
-    """Always commands the gripper closed."""
-
-    def __call__(self, observation, instruction, subtask):
-        chunk = super().__call__(observation, instruction, subtask)
-        chunk[:, -1] = 1.0
-        return chunk
-
-
-def test_after_a_missed_grasp_the_hand_opens_and_reaches_again_for_the_same_cube():
-    planner = FavouritePlanner([["reach the blue cube"], ["grasp"], ["lift"], ["move behind the red cube"]])
-    policy = HierarchicalPolicy(planner, GripperController(), plan_every=100, executor=ChunkExecutor(1),
-                                phrases=LONG_PHRASES + ("move behind the red cube",), grasp_check=True)
-    policy.reset("x")
-    assert policy.act(fingers(0.08)).subtask == "reach the blue cube"
-    policy.subtask = "lift"  # the planner moved on; then the fingers close on nothing
-    missed = policy.act(fingers(0.001))
-    assert missed.subtask == "reach the blue cube" and missed.actions[0, -1] == 0.0  # commanded open
-    assert policy.act(fingers(0.05)).actions[0, -1] == 0.0  # opening
-    assert policy.act(fingers(0.08)).actions[0, -1] == 1.0  # open: the controller's command again
-    assert policy.subtask == "reach the blue cube"
-
-
-def test_a_grasp_check_never_reopens_a_hand_that_pushes():
-    planner = FavouritePlanner([["move behind the red cube"]])
-    policy = HierarchicalPolicy(planner, GripperController(), plan_every=100, executor=ChunkExecutor(1),
-                                phrases=("move behind the red cube",), grasp_check=True)
-    policy.reset("x")
-    assert [policy.act(fingers(0.001)).actions[0, -1] for _ in range(3)] == [1.0] * 3
