@@ -19,11 +19,6 @@ With `memory` (a memory of completed subtasks), the policy remembers the cubes i
 released this episode, and the planner may not choose to reach any of them again: on a long-horizon
 task, what is done is part of the policy's state, not only of what the cameras see.
 
-With `grasp_check`, the planner may not choose a phase that needs a cube in the hand (lift, move above,
-lower, release) while the fingers are open or closed on nothing, nor "grasp" with the fingers closed on
-nothing: after a missed grasp it goes back to reaching. The experts never miss, so the planner alone
-never learned that; measured on bin-color, it kept "lift" with empty, closed fingers to the end.
-
 With `phase_timeout` (control steps), a subtask the planner has kept longer than that is taken
 to have stalled: the controller then acts without a subtask (as the flat policy does; it is
 trained with subtask dropout) until the planner picks another one.
@@ -53,7 +48,6 @@ from policies.chunking import ChunkExecutor
 
 FINGERS_CLOSED_WIDTH = 0.06  # metres between Panda fingers below which "grasp" is over
 FINGERS_OPEN_WIDTH = 0.07
-FINGERS_EMPTY_WIDTH = 0.02  # closed further than this, the fingers hold nothing (the cubes are 4 cm)
 PHASE_ORDER = ("reach", "grasp", "lift", "move above", "lower", "release")  # the experts' subtask phrases
 OBJECT_PHASES = ("reach", "move above", "move behind", "push it")  # phrases that go on to name what they act on
 
@@ -79,24 +73,8 @@ def looks_like_subtask(text: str, phrases: Sequence[str] = ()) -> bool:
     return text in phrases or text in PHASE_ORDER or text.startswith(tuple(p + " " for p in OBJECT_PHASES))
 
 
-def finger_width(observation: Observation) -> float:
-    """Metres between the Panda's fingers."""
-    return float(np.sum(np.abs(observation["robot0_gripper_qpos"])))
-
-
-def hand_allows(observation: Observation, phrase: str) -> bool:
-    """Whether the fingers fit the phrase's phase: open or empty, nothing that needs a held cube; closed on
-    nothing, not "grasp" either. Reaching, and phrases outside the phase order, fit any hand."""
-    rank, width = phase_rank(phrase), finger_width(observation)
-    if not rank:
-        return True
-    if width < FINGERS_EMPTY_WIDTH:
-        return False
-    return width <= FINGERS_OPEN_WIDTH or rank == PHASE_ORDER.index("grasp")
-
-
 def gripper_judge(observation: Observation, subtask: str) -> bool:
-    width = finger_width(observation)
+    width = float(np.sum(np.abs(observation["robot0_gripper_qpos"])))
     if subtask == "grasp":
         return width < FINGERS_CLOSED_WIDTH
     if subtask == "release":
@@ -108,15 +86,14 @@ class HierarchicalPolicy:
     def __init__(self, planner, controller, plan_every: int = 8, executor: ChunkExecutor | None = None,
                  subtask_done: Callable[[Observation, str], bool] = gripper_judge,
                  forward_only_phrases: Sequence[str] | None = None, phase_timeout: int = 0,
-                 phrases: Sequence[str] = (), intervention_hold: int = 120, memory: bool = False,
-                 grasp_check: bool = False):
+                 phrases: Sequence[str] = (), intervention_hold: int = 120, memory: bool = False):
         """planner(obs, instruction[, allowed]) -> str; controller(obs, instruction, subtask) -> (K, A);
         executor: which actions of each chunk run (default: the first 4); forward_only_phrases: the
         planner's phrases, to keep it from going back a phase (it is then called with `allowed`);
         phase_timeout: control steps after which an unchanged subtask is dropped (0: never); phrases: the
         planner's phrases (for "auto" interventions); intervention_hold: control steps an intervened
         subtask is held at most; memory: never reach again for a cube reached and released this episode
-        (needs `phrases`); grasp_check: no phase that the fingers' state rules out (needs `phrases`)."""
+        (needs `phrases`)."""
         if phase_timeout < 0:
             raise ValueError(f"phase_timeout is a number of control steps, >= 0 (0: off), got {phase_timeout}")
         if intervention_hold < 1:
@@ -126,9 +103,9 @@ class HierarchicalPolicy:
         self.forward_only_phrases = forward_only_phrases
         self.phase_timeout = phase_timeout
         self.phrases = tuple(phrases)
-        if (memory or grasp_check) and not self.phrases:
-            raise ValueError("a planner memory or grasp check needs the planner's phrases (phrases=...)")
-        self.memory, self.grasp_check = memory, grasp_check
+        if memory and not self.phrases:
+            raise ValueError("a planner memory needs the planner's phrases (phrases=...)")
+        self.memory = memory
         self.intervention_hold = intervention_hold
         self.executor = executor or ChunkExecutor(execute_steps=4)
         self.subtask_done = subtask_done
@@ -176,20 +153,13 @@ class HierarchicalPolicy:
         return ActionChunk(actions, subtask=self.subtask)
 
     def _plan(self, observation: Observation, instruction: str) -> str:
-        if self.forward_only_phrases is None and not self.memory and not self.grasp_check:
+        if self.forward_only_phrases is None and not self.memory:
             return self.planner(observation, instruction)
-        return self.planner(observation, instruction, self._allowed(observation))
-
-    def _allowed(self, observation: Observation) -> list[str]:
-        """The phrases the planner may choose now: forward only, not done, fitting the hand (each as set);
-        a rule that would leave none is not applied."""
         self._remember_placed()
         allowed = (list(self.phrases) if self.forward_only_phrases is None
                    else phrases_from(self.forward_only_phrases, self.subtask))
-        allowed = [phrase for phrase in allowed if phrase not in self.done] or allowed
-        if self.grasp_check:
-            allowed = [phrase for phrase in allowed if hand_allows(observation, phrase)] or allowed
-        return allowed
+        remaining = [phrase for phrase in allowed if phrase not in self.done]
+        return self.planner(observation, instruction, remaining or allowed)
 
     def _remember_placed(self) -> None:
         """Asked for the next subtask while releasing: the cube last reached for is placed."""

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from policies.chunking import ChunkExecutor, GripperLatch, TemporalEnsembler
-from policies.hierarchical import HierarchicalPolicy, gripper_judge, hand_allows, phase_rank, phrases_from
+from policies.hierarchical import HierarchicalPolicy, gripper_judge, phase_rank, phrases_from
 
 OBS = {"robot0_gripper_qpos": np.array([0.04, -0.04]), "instruction": "put the red cube on the green cube"}
 
@@ -202,33 +202,3 @@ def test_a_memory_alone_lets_the_planner_go_back_a_phase():
     policy.reset("x")
     assert [policy.act(OBS).subtask for _ in range(2)] == ["lower", "lift"]
     assert planner.allowed[1] == list(LONG_PHRASES)
-
-
-def fingers(width: float) -> dict:
-    return {**OBS, "robot0_gripper_qpos": np.array([width / 2, -width / 2])}
-
-
-@pytest.mark.parametrize("width, fitting", [
-    (0.08, ["grasp", "reach the red cube", "wave"]),  # open: nothing held yet
-    (0.04, list(PHRASES)),  # closed on a cube
-    (0.001, ["reach the red cube", "wave"]),  # closed on nothing: a missed grasp
-])
-def test_the_hand_rules_out_phases_it_contradicts(width, fitting):
-    assert [p for p in PHRASES if hand_allows(fingers(width), p)] == fitting
-
-
-@pytest.mark.parametrize("grasp_check", [False, True])
-def test_after_a_missed_grasp_a_grasp_check_sends_the_planner_back_to_reaching(grasp_check):
-    planner = FavouritePlanner([["reach the red cube"], ["grasp"], ["lift", "reach the red cube"]])
-    policy = HierarchicalPolicy(planner, FakeController(), plan_every=4, executor=ChunkExecutor(4),
-                                subtask_done=lambda o, s: False, phrases=LONG_PHRASES, grasp_check=grasp_check)
-    policy.reset("x")
-    chosen = [policy.act(fingers(width)).subtask for width in (0.08, 0.08, 0.001)]
-    assert chosen == ["reach the red cube", "grasp", "reach the red cube" if grasp_check else "lift"]
-    if grasp_check:
-        assert planner.allowed[2] == ["reach the red cube", "reach the blue cube"]
-
-
-def test_a_grasp_check_needs_the_planner_phrases():
-    with pytest.raises(ValueError, match="grasp check"):
-        HierarchicalPolicy(FavouritePlanner([["grasp"]]), FakeController(), grasp_check=True)

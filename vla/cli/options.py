@@ -27,9 +27,6 @@ def add_policy_options(p) -> None:
     p.add_argument("--planner-memory", action=flag,
                    help="checkpoints: the planner remembers the cubes placed this episode and never reaches for "
                         "one of them again (long-horizon tasks)")
-    p.add_argument("--grasp-check", action=flag,
-                   help="checkpoints: the planner chooses no phase that needs a cube in the hand while the fingers "
-                        "are open or closed on nothing (a missed grasp goes back to reaching)")
     p.add_argument("--phase-timeout", type=NON_NEGATIVE_INT, metavar="STEPS",
                    help="checkpoints: once the planner has kept one subtask for STEPS control steps, the "
                         "controller acts without it until the planner moves on (0: off)")
