@@ -32,6 +32,15 @@ _worker_state: dict = {}
 
 
 def _init_worker(spec: WorkerSpec) -> None:
+    """A pool worker's start; an error in it is raised by the worker's first episode instead (a pool restarts a
+    worker whose start fails, forever: `vla eval --workers 2` hung on a corrupt checkpoint)."""
+    try:
+        _start_worker(spec)
+    except Exception as error:
+        _worker_state.update(error=error)
+
+
+def _start_worker(spec: WorkerSpec) -> None:
     from sim.env import VlaEnv
     from sim.interventions import Operator
     from sim.policy_loader import make_policy
@@ -56,6 +65,8 @@ def _one_torch_thread() -> None:
 def _run_seed(seed: int):
     from sim.rollout import run_episode
 
+    if "error" in _worker_state:
+        raise _worker_state["error"]
     spec: WorkerSpec = _worker_state["spec"]
     result = run_episode(_worker_state["env"], _worker_state["policy"], seed, record=spec.record,
                          video=spec.video_dir is not None, execute_steps=spec.execute_steps,
@@ -79,7 +90,7 @@ def run_seeds(spec: WorkerSpec, seeds: Iterable[int], workers: int = 1) -> Itera
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     if workers == 1:
-        _init_worker(spec)
+        _start_worker(spec)
         try:
             yield from map(_run_seed, seeds)
         finally:
