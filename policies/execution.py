@@ -26,7 +26,8 @@ class ExecutionSettings:
     exp(-ensemble_decay * i); plan_every: control steps between planner calls; readout: each action
     token's likeliest bin or its expected value; gripper_latch: gripper commands 0 or 1 with
     hysteresis; forward_planner: the planner never goes back a phase; planner_memory: it never reaches
-    again for a cube placed this episode; phase_timeout: control steps after which a subtask the
+    again for a cube placed this episode; step_planner: a long-horizon instruction is pursued one step at a
+    time (policies/hierarchical.py); phase_timeout: control steps after which a subtask the
     planner keeps is dropped (0: off)."""
 
     flat: bool = False
@@ -38,6 +39,7 @@ class ExecutionSettings:
     gripper_latch: bool = False
     forward_planner: bool = False
     planner_memory: bool = False
+    step_planner: bool = True
     phase_timeout: int = 0
 
     def __post_init__(self) -> None:
@@ -82,6 +84,7 @@ class ExecutionSettings:
         parts = ["flat" if self.flat else f"hierarchical (planner every {self.plan_every} steps"
                  + (", forward only" if self.forward_planner else "")
                  + (", memory of placed cubes" if self.planner_memory else "")
+                 + ("" if self.step_planner else ", long instructions whole")
                  + (f", subtask dropped after {self.phase_timeout} steps" if self.phase_timeout else "") + ")"]
         if self.ensemble:
             parts.append(f"temporal ensembling (decay {self.ensemble_decay:g})")

@@ -13,7 +13,7 @@ from sim.camera_projection import CameraProjector
 from sim.goal_relabel import counterfactual_goal
 from sim.object_positions import (GoalSchedule, cube_positions, cube_qpos_addresses, goal_schedule, goal_slots,
                                   per_goal_slot)
-from sim.tasks import Goal
+from sim.tasks import Goal, step_instruction
 from vla.config import DataConfig
 from vla.dataset_file import DatasetError, attribute, child, data_group, has, member_names, open_hdf5, read
 from vla.scene_labels import SceneLabels
@@ -65,5 +65,15 @@ def unavailable(path: str) -> str | None:
     return None
 
 
+def frame_step_instructions(goal: Goal | GoalSchedule) -> list[str] | None:
+    """For a long-horizon goal, each frame's step as a one-step instruction (sim.tasks.step_instruction); None
+    for a one-step goal."""
+    if not isinstance(goal, GoalSchedule):
+        return None
+    texts = [step_instruction(step) for step in goal.goal.steps]
+    return [texts[step] for step in goal.step]
+
+
 SIM_SCENE_LABELS = SceneLabels(locator=object_locator, goal_slots=goal_slots, per_goal_slot=per_goal_slot,
-                               counterfactual_goal=counterfactual_goal, unavailable=unavailable)
+                               counterfactual_goal=counterfactual_goal, step_instructions=frame_step_instructions,
+                               unavailable=unavailable)

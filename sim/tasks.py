@@ -109,23 +109,29 @@ HELD_OUT_ORDERS = (("green", "blue", "red"), ("blue", "red", "green"))
 SEEN_ORDERS = tuple(order for order in permutations(COLORS) if order not in HELD_OUT_ORDERS)
 
 
-def _random_order(orders: tuple[tuple[str, ...], ...], rng: np.random.Generator) -> tuple[str, ...]:
-    return orders[int(rng.integers(len(orders)))]
+@dataclass(frozen=True)
+class OrderedGoals:
+    """A long-horizon goal draw: one of `orders` (cube colours, first to last), built into its goal by `build`."""
+
+    build: Callable[[tuple[str, ...]], Goal]
+    orders: tuple[tuple[str, ...], ...]
+
+    def __call__(self, rng: np.random.Generator) -> Goal:
+        return self.build(self.orders[int(rng.integers(len(self.orders)))])
+
+    def every_goal(self) -> tuple[Goal, ...]:
+        return tuple(self.build(order) for order in self.orders)
 
 
-def _tower(orders: tuple[tuple[str, ...], ...]) -> Callable[[np.random.Generator], Goal]:
+def _tower(order: tuple[str, ...]) -> Goal:
     """Stack the first cube on the second, then the third on top of the first."""
-    def draw(rng: np.random.Generator) -> Goal:
-        first, second, third = _random_order(orders, rng)
-        return Goal(first, second, then=(Goal(third, first),))
-    return draw
+    first, second, third = order
+    return Goal(first, second, then=(Goal(third, first),))
 
 
-def _into_fixture_in_order(fixture: str, orders: tuple[tuple[str, ...], ...]) -> Callable[[np.random.Generator], Goal]:
-    def draw(rng: np.random.Generator) -> Goal:
-        first, *rest = _random_order(orders, rng)
-        return Goal(first, fixture, then=tuple(Goal(color, fixture) for color in rest))
-    return draw
+def _into_crate_in_order(order: tuple[str, ...]) -> Goal:
+    first, *rest = order
+    return Goal(first, "crate", then=tuple(Goal(color, "crate") for color in rest))
 
 
 def describe(name: str) -> str:
@@ -182,14 +188,15 @@ TASKS: dict[str, TaskSpec] = {
                  _random_to_fixture("marker"), _PUSH_TEMPLATES, 250, fixture="marker"),
         TaskSpec("bin-color", "vla/BinColor-v0", "ColorCubes", {**_COLOR_CUBE_BODIES, "bin": "bin_root"},
                  _random_to_fixture("bin"), _BIN_TEMPLATES, 250, fixture="bin"),
-        TaskSpec("stack-three", "vla/StackThree-v0", "ColorCubes", _COLOR_CUBE_BODIES, _tower(SEEN_ORDERS),
-                 _STACK_THREE_TEMPLATES, 500),
+        TaskSpec("stack-three", "vla/StackThree-v0", "ColorCubes", _COLOR_CUBE_BODIES,
+                 OrderedGoals(_tower, SEEN_ORDERS), _STACK_THREE_TEMPLATES, 500),
         TaskSpec("stack-three-unseen", "vla/StackThreeUnseen-v0", "ColorCubes", _COLOR_CUBE_BODIES,
-                 _tower(HELD_OUT_ORDERS), _STACK_THREE_TEMPLATES, 500),
+                 OrderedGoals(_tower, HELD_OUT_ORDERS), _STACK_THREE_TEMPLATES, 500),
         TaskSpec("crate-three", "vla/CrateThree-v0", "ColorCubes", {**_COLOR_CUBE_BODIES, "crate": "crate_root"},
-                 _into_fixture_in_order("crate", SEEN_ORDERS), _CRATE_THREE_TEMPLATES, 600, fixture="crate"),
-        TaskSpec("crate-three-unseen", "vla/CrateThreeUnseen-v0", "ColorCubes", {**_COLOR_CUBE_BODIES, "crate": "crate_root"},
-                 _into_fixture_in_order("crate", HELD_OUT_ORDERS), _CRATE_THREE_TEMPLATES, 600, fixture="crate"),
+                 OrderedGoals(_into_crate_in_order, SEEN_ORDERS), _CRATE_THREE_TEMPLATES, 600, fixture="crate"),
+        TaskSpec("crate-three-unseen", "vla/CrateThreeUnseen-v0", "ColorCubes",
+                 {**_COLOR_CUBE_BODIES, "crate": "crate_root"},
+                 OrderedGoals(_into_crate_in_order, HELD_OUT_ORDERS), _CRATE_THREE_TEMPLATES, 600, fixture="crate"),
     )
 }
 
@@ -199,3 +206,37 @@ def get_task(name: str) -> TaskSpec:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
     return TASKS[name]
+
+
+def step_instruction(step: Goal) -> str:
+    """One pick-and-place step in the words of the one-step tasks (their first template): "put the green cube on
+    the red cube", "put the blue cube in the crate"."""
+    if step.base is None:
+        return _PICK_TEMPLATES[0].format(target=step.target)
+    if step.base in COLORS:
+        return _PLACE_TEMPLATES[0].format(target=step.target, base=step.base)
+    if FIXTURES[step.base].kind == "push":
+        return _PUSH_TEMPLATES[0].format(target=step.target)
+    return f"put the {step.target} cube in {describe(step.base)}"
+
+
+def long_horizon_goal(instruction: str) -> Goal | None:
+    """The goal a long-horizon task's instruction names (any of its phrasings, any order of its cubes, held out or
+    not), None for any other text. Case, spacing and punctuation do not matter."""
+    wanted = _normalized(instruction)
+    for spec in TASKS.values():
+        if isinstance(spec.draw_goal, OrderedGoals):
+            for goal in spec.draw_goal.every_goal():
+                if any(_normalized(t.format(**goal.template_fields())) == wanted for t in spec.templates):
+                    return goal
+    return None
+
+
+def step_instructions(instruction: str) -> list[str] | None:
+    """A long-horizon instruction as one instruction per step, in order (step_instruction); None for any other."""
+    goal = long_horizon_goal(instruction)
+    return None if goal is None else [step_instruction(step) for step in goal.steps]
+
+
+def _normalized(text: str) -> str:
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())

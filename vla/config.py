@@ -134,6 +134,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # and an exponential moving average of them (e.g. 0.999; 0: off)
     relabel_goals: float = 0.0  # with augment: share of multi-cube samples naming another goal (sim/goal_relabel.py)
     replay_share: float = 0.5  # with replay data (fine-tuning): the share of every batch drawn from it
+    step_instructions: float = 0.0  # with augment: share of long-horizon samples told only their step (vla/data.py)
     retime_step: float = 0.0  # retime the --data demos to steps of >= this many rad (vla/retiming.py; 0: as recorded)
 
     def __post_init__(self):

@@ -35,6 +35,7 @@ class Demo:
     goal: Goal | None = None  # with objects: the goal the instruction names
     cube_pixels: dict[str, np.ndarray] | None = None  # with objects: colour -> (T, N_cam, 2) pixel x, y (NaN: unseen)
     goal_pixels: np.ndarray | None = None  # with objects: (T, N_cam, 2, 2) the goal's target and base cube's pixels
+    step_instructions: list[str] | None = None  # with objects, long-horizon goals: each frame's step, as an instruction
 
 
 def load_demos(paths: list[str], config: DataConfig, labels: SceneLabels | None = None
@@ -55,6 +56,7 @@ def load_demos(paths: list[str], config: DataConfig, labels: SceneLabels | None 
                     demo.task, demo.goal, demo.cubes, demo.cube_pixels = locate(group)
                     demo.objects = labels.goal_slots(demo.cubes, demo.goal)
                     demo.goal_pixels = labels.per_goal_slot(demo.cube_pixels, demo.goal)
+                    demo.step_instructions = labels.step_instructions(demo.goal)
                 (valid if name in valid_names else train).append(demo)
     if not train:
         raise ValueError(f"no training demos in {paths}")
@@ -144,11 +146,15 @@ class ChunkDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         return self.sample(i)
 
-    def sample(self, i: int, rng: np.random.Generator | None = None, relabel_goals: float = 0.0) -> dict:
+    def sample(self, i: int, rng: np.random.Generator | None = None, relabel_goals: float = 0.0,
+               step_instructions: float = 0.0) -> dict:
         """Sample i; with `rng` (training) the proprio state gets the config's `state_noise`: the
         targets stay where the demo went, so the model learns to steer back to the path rather than
         follow wherever the joints are (copycat drift). With `relabel_goals` too, that share of the
-        samples of multi-cube tasks names another goal and trains the object head only (sim/goal_relabel.py)."""
+        samples of multi-cube tasks names another goal and trains the object head only (sim/goal_relabel.py).
+        With `step_instructions`, that share of the samples of long-horizon demos is prompted with the
+        instruction of the step the frame is on ("put the green cube on the red cube") instead of the whole
+        task's: what a hierarchical policy's step planner tells its controller (policies/hierarchical.py)."""
         d, t = self.index[i]
         demo = self.demos[d]
         actions = np.clip(self.stats.action.normalize(chunk_targets(demo, t, self.config)), -1.0, 1.0)
@@ -160,7 +166,7 @@ class ChunkDataset(torch.utils.data.Dataset):
             "state_ids": self.tokenizer.encode(state),
             "action_ids": self.tokenizer.encode(actions),
             "actions": actions.astype(np.float32),
-            "instruction": demo.instruction,
+            "instruction": _instruction(demo, t, rng, step_instructions),
             "subtask": demo.subtasks[t] if self.config.use_subtasks else "",
             "plan_target": self.phrase_index.get(demo.subtasks[t], -1),
         }
@@ -170,6 +176,12 @@ class ChunkDataset(torch.utils.data.Dataset):
         if rng is not None and relabel_goals > 0 and demo.cubes is not None and rng.random() < relabel_goals:
             sample = _relabelled(sample, demo, t, rng, self.labels)
         return sample
+
+
+def _instruction(demo: Demo, t: int, rng: np.random.Generator | None, step_share: float) -> str:
+    if rng is not None and demo.step_instructions is not None and step_share > 0 and rng.random() < step_share:
+        return demo.step_instructions[t]
+    return demo.instruction
 
 
 def _relabelled(sample: dict, demo: Demo, t: int, rng: np.random.Generator, labels: SceneLabels) -> dict:

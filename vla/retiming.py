@@ -68,4 +68,5 @@ def retimed(demo, min_step: float):
         objects=None if demo.objects is None else demo.objects[starts],
         cubes=None if demo.cubes is None else {c: p[starts] for c, p in demo.cubes.items()},
         cube_pixels=None if demo.cube_pixels is None else {c: p[starts] for c, p in demo.cube_pixels.items()},
-        goal_pixels=None if demo.goal_pixels is None else demo.goal_pixels[starts])
+        goal_pixels=None if demo.goal_pixels is None else demo.goal_pixels[starts],
+        step_instructions=None if demo.step_instructions is None else [demo.step_instructions[t] for t in starts])

@@ -25,10 +25,12 @@ class SceneLabels:
     goal_slots(colour -> (..., 3), goal) -> (..., 6) the goal's target and base cube (NaN: none);
     per_goal_slot(colour -> (..., N_cam, 2), goal) -> (..., N_cam, 2, 2) the same in pixels;
     counterfactual_goal(task, goal, colours, rng) -> (instruction, goal) of another goal of the scene, or None;
+    step_instructions(goal) -> for a long-horizon goal, each frame's step as a one-step instruction (else None);
     unavailable(path) -> why a dataset file cannot give these labels (no MuJoCo states), None when it can."""
 
     locator: Callable[..., Callable]
     goal_slots: Callable[[dict[str, np.ndarray], Goal], np.ndarray]
     per_goal_slot: Callable[[dict[str, np.ndarray], Goal], np.ndarray]
     counterfactual_goal: Callable[[str, Goal, Any, np.random.Generator], tuple[str, Goal] | None]
+    step_instructions: Callable[[Goal], list[str] | None]
     unavailable: Callable[[str], str | None]

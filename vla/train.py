@@ -70,8 +70,8 @@ def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, 
         indices = generator.integers(len(dataset), size=cfg.batch_size)
     else:
         indices = generator.choice(len(dataset), size=cfg.batch_size, p=dataset.weights)
-    rng, relabel = (generator, cfg.relabel_goals) if augment else (None, 0.0)
-    batch = collate([dataset.sample(int(i), rng, relabel) for i in indices])
+    rng, relabel, steps = (generator, cfg.relabel_goals, cfg.step_instructions) if augment else (None, 0.0, 0.0)
+    batch = collate([dataset.sample(int(i), rng, relabel, steps) for i in indices])
     if dataset.config.use_subtasks:
         batch = drop_subtasks(batch, dataset.config.subtask_dropout, generator)
     torch.manual_seed(int(generator.integers(2**31)))  # the shifts and the model's own noise: per step too
@@ -124,7 +124,9 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, cfg: TrainConfi
     elif init is not None:
         model, config, stats = load_checkpoint(init)
     _check_relabel_goals(cfg.relabel_goals, config)
-    labels = _scene_labels_available([*data_paths, *replay], _scene_labels_needed(config, scene_labels))
+    _check_share("train.step_instructions", cfg.step_instructions)
+    needed = _scene_labels_needed(config, scene_labels, cfg.step_instructions)
+    labels = _scene_labels_available([*data_paths, *replay], needed)
     train_demos, valid_demos = load_demos(data_paths, config.data, labels)
     train_demos, valid_demos = ([retimed(d, cfg.retime_step) for d in demos] for demos in (train_demos, valid_demos))
     replay_demos = load_demos(list(replay), config.data, labels)[0] if replay else []
@@ -154,12 +156,16 @@ def _scene_labels_available(data_paths: list[str], labels: SceneLabels | None) -
     return labels
 
 
-def _scene_labels_needed(config: VlaConfig, scene_labels: SceneLabels | None) -> SceneLabels | None:
-    """The scene labels when the model trains an object head or goal keypoints (else None: not read)."""
-    if config.backbone != "tiny" or not (config.tiny.object_loss > 0 or config.tiny.goal_keypoint_loss > 0):
+def _scene_labels_needed(config: VlaConfig, scene_labels: SceneLabels | None, step_instructions: float = 0.0
+                         ) -> SceneLabels | None:
+    """The scene labels when the model trains an object head or goal keypoints, or long-horizon samples are told
+    their step (else None: not read)."""
+    side_losses = config.backbone == "tiny" and (config.tiny.object_loss > 0 or config.tiny.goal_keypoint_loss > 0)
+    if not side_losses and not step_instructions:
         return None
     if scene_labels is None:
-        raise ValueError("the object and goal-keypoint losses are trained on the simulator's scene labels: pass "
+        raise ValueError("the object and goal-keypoint losses and train.step_instructions use the simulator's "
+                         "scene labels: pass "
                          "scene_labels=sim.scene_labels.SIM_SCENE_LABELS to vla.train.train (`vla train` does)")
     return scene_labels
 
@@ -268,9 +274,13 @@ def _check_image_shift(cfg: TrainConfig, image_size: int) -> None:
                          f"{image_size}-pixel images, got {cfg.image_shift}")
 
 
-def _check_relabel_goals(share: float, config: VlaConfig) -> None:
+def _check_share(name: str, share: float) -> None:
     if not 0.0 <= share < 1.0:
-        raise ValueError(f"train.relabel_goals is a share of samples, 0 (off) <= it < 1, got {share}")
+        raise ValueError(f"{name} is a share of samples, 0 (off) <= it < 1, got {share}")
+
+
+def _check_relabel_goals(share: float, config: VlaConfig) -> None:
+    _check_share("train.relabel_goals", share)
     if share and not (config.backbone == "tiny" and config.tiny.object_loss > 0):
         raise ValueError("train.relabel_goals trains the object head on other goals: the model needs one "
                          "(--object-loss W, tiny backbone; with --init, a checkpoint trained with it)")

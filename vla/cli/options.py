@@ -27,6 +27,9 @@ def add_policy_options(p) -> None:
     p.add_argument("--planner-memory", action=flag,
                    help="checkpoints: the planner remembers the cubes placed this episode and never reaches for "
                         "one of them again (long-horizon tasks)")
+    p.add_argument("--step-planner", action=flag,
+                   help="checkpoints (on by default): a long-horizon instruction is pursued one pick-and-place step "
+                        "at a time, the planner and controller told the step's instruction (--no-step-planner: whole)")
     p.add_argument("--phase-timeout", type=NON_NEGATIVE_INT, metavar="STEPS",
                    help="checkpoints: once the planner has kept one subtask for STEPS control steps, the "
                         "controller acts without it until the planner moves on (0: off)")

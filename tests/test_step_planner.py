@@ -1,0 +1,148 @@
+"""The step planner: a long-horizon instruction pursued one pick-and-place step at a time (sim.tasks.step_instructions,
+policies/hierarchical.py), and the step instructions long-horizon demos are trained with (train.step_instructions)."""
+
+import numpy as np
+import pytest
+
+from policies.chunking import ChunkExecutor
+from policies.hierarchical import HierarchicalPolicy
+from sim.object_positions import GoalSchedule
+from sim.scene_labels import frame_step_instructions
+from sim.tasks import TASKS, Goal, get_task, long_horizon_goal, step_instruction, step_instructions
+from vla.config import DataConfig
+from vla.data import ChunkDataset, Demo
+from vla.normalization import NormStats
+from vla.tokenizer import ActionTokenizer
+
+LONG_TASKS = ("stack-three", "stack-three-unseen", "crate-three", "crate-three-unseen")
+OPEN, CLOSED = np.array([0.04, -0.04]), np.array([0.02, -0.02])  # finger positions: 8 cm and 4 cm apart
+
+
+@pytest.mark.parametrize("task", LONG_TASKS)
+def test_every_phrasing_of_every_order_decomposes_into_its_steps(task):
+    spec = get_task(task)
+    for goal in spec.draw_goal.every_goal():
+        for template in spec.templates:
+            text = template.format(**goal.template_fields())
+            assert long_horizon_goal(f"  {text.capitalize()}. ") == goal
+            assert step_instructions(text) == [step_instruction(step) for step in goal.steps]
+
+
+def test_steps_are_said_in_the_words_of_the_one_step_tasks():
+    assert step_instructions("stack the blue cube on the green cube, then the red cube on top") == [
+        "put the blue cube on the green cube", "put the red cube on the blue cube"]
+    assert step_instruction(Goal("red", "green")) == TASKS["place-color"].templates[0].format(target="red",
+                                                                                             base="green")
+    assert step_instruction(Goal("red", "bin")) == TASKS["bin-color"].templates[0].format(target="red")
+    assert step_instruction(Goal("red", "crate")) == "put the red cube in the crate"
+
+
+@pytest.mark.parametrize("text", ["put the red cube on the green cube", "lift the red cube", "",
+                                  "stack the red cube on the red cube, then the red cube on top"])
+def test_one_step_and_unknown_instructions_are_not_decomposed(text):
+    assert step_instructions(text) is None
+
+
+def test_each_frame_of_a_long_demo_is_labelled_with_its_step():
+    tower = Goal("green", "red", then=(Goal("blue", "green"),))
+    labels = frame_step_instructions(GoalSchedule(tower, np.array([0, 0, 1, 1, 1])))
+    assert labels == ["put the green cube on the red cube"] * 2 + ["put the blue cube on the green cube"] * 3
+    assert frame_step_instructions(Goal("green", "red")) is None
+
+
+class RecordingPlanner:
+    def __init__(self, subtask="reach the green cube"):
+        self.subtask, self.told = subtask, []
+
+    def __call__(self, observation, instruction):
+        self.told.append(instruction)
+        return self.subtask
+
+
+class RecordingController:
+    def __init__(self):
+        self.told = []
+
+    def __call__(self, observation, instruction, subtask):
+        self.told.append(instruction)
+        return np.zeros((8, 8), np.float32)
+
+
+TOWER = "stack the green cube on the red cube, then the blue cube on top"
+STEP_1, STEP_2 = "put the green cube on the red cube", "put the blue cube on the green cube"
+
+
+def _stepping_policy(planner, controller, step_planner=True):
+    return HierarchicalPolicy(planner, controller, plan_every=4, executor=ChunkExecutor(4),
+                              step_instructions=step_instructions if step_planner else None)
+
+
+def _act(policy, fingers, subtask=None, planner=None):
+    if subtask is not None:
+        planner.subtask = subtask
+    policy.act({"robot0_gripper_qpos": fingers, "instruction": TOWER})
+
+
+def test_the_controller_and_planner_are_told_one_step_at_a_time_and_move_on_after_a_release():
+    planner, controller = RecordingPlanner(), RecordingController()
+    policy = _stepping_policy(planner, controller)
+    policy.reset(TOWER)
+    _act(policy, OPEN)
+    _act(policy, OPEN, "release", planner)  # a release with no cube ever held: still step 1
+    _act(policy, OPEN)
+    assert policy.step_instruction == STEP_1
+    _act(policy, CLOSED, "grasp", planner)
+    _act(policy, CLOSED, "release", planner)
+    _act(policy, CLOSED)  # releasing, the fingers not open yet
+    assert policy.step_instruction == STEP_1 and set(controller.told) == {STEP_1}
+    _act(policy, OPEN, "reach the blue cube", planner)  # the fingers have opened: the next step
+    assert policy.step_instruction == STEP_2
+    assert controller.told[-1] == planner.told[-1] == STEP_2
+    _act(policy, OPEN, "release", planner)
+    _act(policy, OPEN)
+    assert policy.step_instruction == STEP_2  # the next release must follow a grasp again
+
+
+def test_the_last_step_is_kept_and_a_new_instruction_starts_from_its_first_step():
+    planner, controller = RecordingPlanner(), RecordingController()
+    policy = _stepping_policy(planner, controller)
+    policy.reset(TOWER)
+    for _ in range(3):
+        _act(policy, CLOSED, "grasp", planner)
+        _act(policy, CLOSED, "release", planner)
+        _act(policy, OPEN)
+    assert policy.step_instruction == STEP_2
+    policy.intervene("put the red cube on the blue cube, and then the green cube on the red cube", "instruction")
+    _act(policy, OPEN)
+    assert controller.told[-1] == "put the red cube on the blue cube"
+    policy.intervene("put the blue cube on the red cube", "instruction")  # one step: pursued as it is
+    _act(policy, OPEN)
+    assert controller.told[-1] == "put the blue cube on the red cube" and policy.step_instruction is None
+
+
+def test_without_the_step_planner_the_whole_instruction_is_told():
+    planner, controller = RecordingPlanner(), RecordingController()
+    policy = _stepping_policy(planner, controller, step_planner=False)
+    policy.reset(TOWER)
+    _act(policy, OPEN)
+    assert controller.told == planner.told == [TOWER] and policy.step_instruction is None
+
+
+def _demo(step_texts):
+    frames = len(step_texts)
+    return Demo(images=np.zeros((frames, 1, 3, 8, 8), np.uint8), states=np.zeros((frames, 2)),
+                actions=np.zeros((frames, 2)), instruction=TOWER, subtasks=[""] * frames,
+                step_instructions=step_texts)
+
+
+def test_training_tells_the_given_share_of_long_horizon_samples_their_step():
+    config = DataConfig(state_keys=("q",), action_dim=2, chunk_size=2)
+    ramp = np.zeros((4, 2)) + np.arange(4)[:, None]
+    stats = NormStats.compute("panda", ramp, ramp)
+    dataset = ChunkDataset([_demo([STEP_1, STEP_2])], config, stats, ActionTokenizer(16, 16))
+    rng = np.random.default_rng(0)
+    told = [dataset.sample(1, rng, step_instructions=0.5)["instruction"] for _ in range(400)]
+    assert set(told) == {TOWER, STEP_2}
+    assert 0.4 < told.count(STEP_2) / len(told) < 0.6
+    assert dataset.sample(1)["instruction"] == TOWER  # validation: the whole instruction
+    assert {dataset.sample(0, rng)["instruction"] for _ in range(50)} == {TOWER}  # off by default
