@@ -73,6 +73,9 @@ def format_summary(report: dict) -> str:
         rows.append(("failures", f"{failures['never_closed_gripper']} of {failures['failed']} never closed the gripper"
                      + _closed_at_cube(failures)
                      + ("" if offset is None else f"; median approach offset {offset:.1f} cm")))
+    if failures.get("steps_done"):
+        done = ", ".join(f"{count} after {steps}" for steps, count in failures["steps_done"].items())
+        rows.append(("failed after steps", done))
     if "intervene" in report:
         got = report.get("intervened") or summarize_interventions(report["episodes_detail"])
         rows.append(("interventions", f"{got['episodes']} of {report['episodes']} episodes got one "

@@ -68,6 +68,28 @@ def test_failures_are_summarized_from_the_episodes():
                                            "median_approach_offset_cm": 3.5}
 
 
+def test_failures_of_long_horizon_episodes_say_how_many_steps_were_done():
+    from sim.approach import summarize_failures
+
+    details = [{"success": False, "closed_gripper": True, "approach_offset_cm": 1.0, "steps_done": steps}
+               for steps in (0, 1, 1)] + [{"success": True, "closed_gripper": True, "approach_offset_cm": 1.0,
+                                            "steps_done": 2}]
+    assert summarize_failures(details)["steps_done"] == {"0": 1, "1": 2}
+
+
+def test_a_long_horizon_eval_counts_the_steps_done_in_order(tmp_path, capsys):
+    report_path = tmp_path / "tower.json"
+    assert main(["eval", "--task", "stack-three", "--policy", "expert:fixed-yaw", "--episodes", "1", "--seed", "5",
+                 "--image-size", "32", "--json", str(report_path), "--quiet"]) == 0
+    (detail,) = json.loads(report_path.read_text())["episodes_detail"]
+    assert detail["success"] and detail["steps_done"] == 2
+    assert main(["eval", "--task", "stack-three", "--policy", "hold", "--episodes", "1", "--seed", "5",
+                 "--image-size", "32", "--json", str(report_path), "--quiet"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["episodes_detail"][0]["steps_done"] == 0 and report["failures"]["steps_done"] == {"0": 1}
+    assert "1 after 0" in capsys.readouterr().out
+
+
 def test_unknown_policy_is_a_clear_error(capsys):
     assert main(["eval", "--task", "lift", "--policy", "nosuch", "--episodes", "1", "--quiet"]) == 2
     assert "unknown policy 'nosuch'" in capsys.readouterr().err
