@@ -146,3 +146,22 @@ def test_training_tells_the_given_share_of_long_horizon_samples_their_step():
     assert 0.4 < told.count(STEP_2) / len(told) < 0.6
     assert dataset.sample(1)["instruction"] == TOWER  # validation: the whole instruction
     assert {dataset.sample(0, rng)["instruction"] for _ in range(50)} == {TOWER}  # off by default
+
+
+def test_a_collected_tower_is_labelled_with_its_steps_and_trains_on_them(one_demo_file, tmp_path, capsys):
+    from sim.scene_labels import SIM_SCENE_LABELS
+    from vla.cli import main
+    from vla.data import load_demos
+
+    path = one_demo_file("stack-three", 5, 32)
+    (demo,), _ = load_demos([path], DataConfig(image_size=32), SIM_SCENE_LABELS)
+    first, second = step_instructions(demo.instruction)
+    assert demo.step_instructions[0] == first and demo.step_instructions[-1] == second
+    switch = demo.step_instructions.index(second)
+    assert demo.step_instructions == [first] * switch + [second] * (len(demo.actions) - switch)
+    assert demo.subtasks[switch - 1] == "release"  # the first cube let go, then the second step
+    assert main(["train", "--data", path, "--out", str(tmp_path / "run"), "--preset", "smoke", "--set",
+                 "data.image_size=32", "--set", "train.step_instructions=0.5", "--quiet"]) == 0
+    assert main(["train", "--data", path, "--out", str(tmp_path / "bad"), "--preset", "smoke", "--set",
+                 "train.step_instructions=1.5", "--quiet"]) == 2
+    assert "train.step_instructions is a share of long-horizon samples" in capsys.readouterr().err

@@ -124,7 +124,7 @@ def prepare(data_paths: list[str], out: Path, config: VlaConfig, cfg: TrainConfi
     elif init is not None:
         model, config, stats = load_checkpoint(init)
     _check_relabel_goals(cfg.relabel_goals, config)
-    _check_share("train.step_instructions", cfg.step_instructions)
+    _check_step_instructions(cfg.step_instructions)
     needed = _scene_labels_needed(config, scene_labels, cfg.step_instructions)
     labels = _scene_labels_available([*data_paths, *replay], needed)
     train_demos, valid_demos = load_demos(data_paths, config.data, labels)
@@ -274,13 +274,15 @@ def _check_image_shift(cfg: TrainConfig, image_size: int) -> None:
                          f"{image_size}-pixel images, got {cfg.image_shift}")
 
 
-def _check_share(name: str, share: float) -> None:
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"{name} is a share of samples, 0 (off) <= it < 1, got {share}")
+def _check_step_instructions(share: float) -> None:
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"train.step_instructions is a share of long-horizon samples, 0 (off) <= it <= 1 (all), got "
+                         f"{share}")
 
 
 def _check_relabel_goals(share: float, config: VlaConfig) -> None:
-    _check_share("train.relabel_goals", share)
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"train.relabel_goals is a share of samples, 0 (off) <= it < 1, got {share}")
     if share and not (config.backbone == "tiny" and config.tiny.object_loss > 0):
         raise ValueError("train.relabel_goals trains the object head on other goals: the model needs one "
                          "(--object-loss W, tiny backbone; with --init, a checkpoint trained with it)")
