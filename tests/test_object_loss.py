@@ -145,7 +145,7 @@ def test_image_shift_zero_keeps_the_training_images():
         def __len__(self):
             return 4
 
-        def sample(self, i, rng=None, relabel_goals=0.0):
+        def sample(self, i, rng=None, relabel_goals=0.0, step_instructions=0.0):
             image = np.arange(2 * 3 * IMAGE * IMAGE, dtype=np.int64).reshape(2, 3, IMAGE, IMAGE) % 251
             return {"images": (image + i).astype(np.uint8), "state_ids": np.zeros(9, np.int64),
                     "action_ids": np.zeros((2, 8), np.int64), "actions": np.zeros((2, 8), np.float32),

@@ -71,7 +71,7 @@ def sample_batch(dataset: ChunkDataset, cfg: TrainConfig, step: int, rank: int, 
     else:
         indices = generator.choice(len(dataset), size=cfg.batch_size, p=dataset.weights)
     rng, relabel, steps = (generator, cfg.relabel_goals, cfg.step_instructions) if augment else (None, 0.0, 0.0)
-    batch = collate([dataset.sample(int(i), rng, relabel, steps) for i in indices])
+    batch = collate([dataset.sample(int(i), rng, relabel_goals=relabel, step_instructions=steps) for i in indices])
     if dataset.config.use_subtasks:
         batch = drop_subtasks(batch, dataset.config.subtask_dropout, generator)
     torch.manual_seed(int(generator.integers(2**31)))  # the shifts and the model's own noise: per step too
