@@ -1,5 +1,6 @@
-"""A hierarchical policy of small fakes to serve in intervention tests (tests/test_grpc_intervene.py,
-tests/test_robot_interventions.py): its planner reaches for the cube its instruction names first, its
+"""Small fakes of a hierarchical policy's parts: a recording planner and controller (tests/test_intervention_rules.py,
+tests/test_step_planner.py), and a policy to serve in intervention tests (tests/test_grpc_intervene.py,
+tests/test_robot_interventions.py) whose planner reaches for the cube its instruction names first and whose
 controller holds the measured joints."""
 
 import threading
@@ -11,6 +12,26 @@ from policies.hierarchical import HierarchicalPolicy
 
 PHRASES = ("reach the red cube", "reach the blue cube", "grasp", "lift", "move above the green cube", "lower",
            "release")
+
+
+class Planner:
+    """Proposes `answer` (changeable by the test) and records the instruction it was given."""
+
+    def __init__(self, answer="reach the red cube"):
+        self.answer, self.instructions = answer, []
+
+    def __call__(self, observation, instruction):
+        self.instructions.append(instruction)
+        return self.answer
+
+
+class Controller:
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, observation, instruction, subtask):
+        self.seen.append((instruction, subtask))
+        return np.zeros((8, 8), np.float32)
 
 
 def reach_named_cube(observation, instruction):

@@ -4,6 +4,7 @@ controller pursues after one, and when the planner takes over again. Fake planne
 import numpy as np
 import pytest
 
+from intervention_fakes import Controller, Planner
 from policies.base import Intervenable, Intervention, takes_interventions
 from policies.chunking import ChunkExecutor
 from policies.hierarchical import HierarchicalPolicy, looks_like_subtask
@@ -13,26 +14,6 @@ from policies.vla_policy import FlatVlaPolicy
 
 OBS = {"robot0_gripper_qpos": np.array([0.04, -0.04]), "instruction": "put the red cube on the green cube"}
 PHRASES = ("reach the red cube", "grasp", "lift", "move above the green cube", "lower", "release")
-
-
-class Planner:
-    """Proposes `answer` (changeable by the test) and records the instruction it was given."""
-
-    def __init__(self, answer="reach the red cube"):
-        self.answer, self.instructions = answer, []
-
-    def __call__(self, observation, instruction):
-        self.instructions.append(instruction)
-        return self.answer
-
-
-class Controller:
-    def __init__(self):
-        self.seen = []
-
-    def __call__(self, observation, instruction, subtask):
-        self.seen.append((instruction, subtask))
-        return np.zeros((8, 8), np.float32)
 
 
 def hierarchical(planner, done=lambda obs, subtask: False, **options):

@@ -4,6 +4,7 @@ policies/hierarchical.py), and the step instructions long-horizon demos are trai
 import numpy as np
 import pytest
 
+from intervention_fakes import Controller, Planner
 from policies.chunking import ChunkExecutor
 from policies.hierarchical import HierarchicalPolicy
 from sim.object_positions import GoalSchedule
@@ -50,22 +51,8 @@ def test_each_frame_of_a_long_demo_is_labelled_with_its_step():
     assert frame_step_instructions(Goal("green", "red")) is None
 
 
-class RecordingPlanner:
-    def __init__(self, subtask="reach the green cube"):
-        self.subtask, self.told = subtask, []
-
-    def __call__(self, observation, instruction):
-        self.told.append(instruction)
-        return self.subtask
-
-
-class RecordingController:
-    def __init__(self):
-        self.told = []
-
-    def __call__(self, observation, instruction, subtask):
-        self.told.append(instruction)
-        return np.zeros((8, 8), np.float32)
+def told(controller: Controller) -> list[str]:
+    return [instruction for instruction, _ in controller.seen]
 
 
 TOWER = "stack the green cube on the red cube, then the blue cube on top"
@@ -79,12 +66,12 @@ def _stepping_policy(planner, controller, step_planner=True):
 
 def _act(policy, fingers, subtask=None, planner=None):
     if subtask is not None:
-        planner.subtask = subtask
+        planner.answer = subtask
     policy.act({"robot0_gripper_qpos": fingers, "instruction": TOWER})
 
 
 def test_the_controller_and_planner_are_told_one_step_at_a_time_and_move_on_after_a_release():
-    planner, controller = RecordingPlanner(), RecordingController()
+    planner, controller = Planner("reach the green cube"), Controller()
     policy = _stepping_policy(planner, controller)
     policy.reset(TOWER)
     _act(policy, OPEN)
@@ -94,17 +81,17 @@ def test_the_controller_and_planner_are_told_one_step_at_a_time_and_move_on_afte
     _act(policy, CLOSED, "grasp", planner)
     _act(policy, CLOSED, "release", planner)
     _act(policy, CLOSED)  # releasing, the fingers not open yet
-    assert policy.step_instruction == STEP_1 and set(controller.told) == {STEP_1}
+    assert policy.step_instruction == STEP_1 and set(told(controller)) == {STEP_1}
     _act(policy, OPEN, "reach the blue cube", planner)  # the fingers have opened: the next step
     assert policy.step_instruction == STEP_2
-    assert controller.told[-1] == planner.told[-1] == STEP_2
+    assert told(controller)[-1] == planner.instructions[-1] == STEP_2
     _act(policy, OPEN, "release", planner)
     _act(policy, OPEN)
     assert policy.step_instruction == STEP_2  # the next release must follow a grasp again
 
 
 def test_the_last_step_is_kept_and_a_new_instruction_starts_from_its_first_step():
-    planner, controller = RecordingPlanner(), RecordingController()
+    planner, controller = Planner("reach the green cube"), Controller()
     policy = _stepping_policy(planner, controller)
     policy.reset(TOWER)
     for _ in range(3):
@@ -114,18 +101,18 @@ def test_the_last_step_is_kept_and_a_new_instruction_starts_from_its_first_step(
     assert policy.step_instruction == STEP_2
     policy.intervene("put the red cube on the blue cube, and then the green cube on the red cube", "instruction")
     _act(policy, OPEN)
-    assert controller.told[-1] == "put the red cube on the blue cube"
+    assert told(controller)[-1] == "put the red cube on the blue cube"
     policy.intervene("put the blue cube on the red cube", "instruction")  # one step: pursued as it is
     _act(policy, OPEN)
-    assert controller.told[-1] == "put the blue cube on the red cube" and policy.step_instruction is None
+    assert told(controller)[-1] == "put the blue cube on the red cube" and policy.step_instruction is None
 
 
 def test_without_the_step_planner_the_whole_instruction_is_told():
-    planner, controller = RecordingPlanner(), RecordingController()
+    planner, controller = Planner("reach the green cube"), Controller()
     policy = _stepping_policy(planner, controller, step_planner=False)
     policy.reset(TOWER)
     _act(policy, OPEN)
-    assert controller.told == planner.told == [TOWER] and policy.step_instruction is None
+    assert told(controller) == planner.instructions == [TOWER] and policy.step_instruction is None
 
 
 def _demo(step_texts):
