@@ -87,8 +87,8 @@ data/replay/%.hdf5: | $(STAMP)
 replay-data: $(REPLAY_DATA)
 
 # The long-horizon checkpoint (issue 27; docs/results.md, Long-horizon tasks): the default fine-tuned on 100
-# stack-three expert demonstrations (fixed yaw), replaying the four tasks' data (what it keeps of them is not
-# measured yet); `--preset long-horizon` (2000 steps, about 30 minutes on 2 cores). Its long instructions run one step at a time (the step
+# stack-three expert demonstrations (fixed yaw), replaying the four tasks' data (it still loses some of them:
+# README, Results); `--preset long-horizon` (2000 steps, about 30 minutes on 2 cores). Its long instructions run one step at a time (the step
 # planner, on by default).
 LONG_DATA := data/fixed-yaw/stack-three.hdf5
 EPISODES_stack-three := 100
