@@ -27,8 +27,7 @@ class ExecutionSettings:
     token's likeliest bin or its expected value; gripper_latch: gripper commands 0 or 1 with
     hysteresis; forward_planner: the planner never goes back a phase; planner_memory: it never reaches
     again for a cube placed this episode; step_planner: a long-horizon instruction is pursued one step at a
-    time (policies/hierarchical.py); pick_prompt: while the subtask is a pick's phase, the controller is told
-    the reached cube's pick instruction (policies/hierarchical.py); phase_timeout: control steps after which a subtask the
+    time (policies/hierarchical.py); phase_timeout: control steps after which a subtask the
     planner keeps is dropped (0: off)."""
 
     flat: bool = False
@@ -41,7 +40,6 @@ class ExecutionSettings:
     forward_planner: bool = False
     planner_memory: bool = False
     step_planner: bool = True
-    pick_prompt: bool = False
     phase_timeout: int = 0
 
     def __post_init__(self) -> None:
@@ -87,7 +85,6 @@ class ExecutionSettings:
                  + (", forward only" if self.forward_planner else "")
                  + (", memory of placed cubes" if self.planner_memory else "")
                  + ("" if self.step_planner else ", long instructions whole")
-                 + (", pick prompts" if self.pick_prompt else "")
                  + (f", subtask dropped after {self.phase_timeout} steps" if self.phase_timeout else "") + ")"]
         if self.ensemble:
             parts.append(f"temporal ensembling (decay {self.ensemble_decay:g})")

@@ -27,13 +27,6 @@ fingers open) after the fingers had closed in this step. Measured on stack-three
 instruction did its first step on 1 of 24 seeds, and told that step alone on 17 of the same 24 (docs/results.md,
 Long horizons).
 
-With `pick_instruction` (pick prompts: a "reach the {colour} cube" phrase -> that cube's pick instruction, None for
-any other phrase), a pick is done as the checkpoint's pick task does it: once the planner has named the cube to
-reach, the planner and the controller are told that cube's pick instruction ("pick up the red cube") until the
-cube has been held up for PICK_LIFT_STEPS control steps, then the instruction itself again. A task taught from a
-few demos ("put the red cube in the bin") then reaches, grasps and lifts with the skill learned from many
-(docs/results.md, Teaching new tasks).
-
 With `phase_timeout` (control steps), a subtask the planner has kept longer than that is taken
 to have stalled: the controller then acts without a subtask (as the flat policy does; it is
 trained with subtask dropout) until the planner picks another one.
@@ -65,7 +58,6 @@ from policies.chunking import ChunkExecutor
 FINGERS_CLOSED_WIDTH = 0.06  # metres between Panda fingers below which "grasp" is over
 FINGERS_OPEN_WIDTH = 0.07
 PHASE_ORDER = ("reach", "grasp", "lift", "move above", "lower", "release")  # the experts' subtask phrases
-PICK_LIFT_STEPS = 16  # pick prompts: control steps of "lift" holding the cube before the instruction is told again
 OBJECT_PHASES = ("reach", "move above", "move behind", "push it")  # phrases that go on to name what they act on
 
 
@@ -104,8 +96,7 @@ class HierarchicalPolicy:
                  subtask_done: Callable[[Observation, str], bool] = gripper_judge,
                  forward_only_phrases: Sequence[str] | None = None, phase_timeout: int = 0,
                  phrases: Sequence[str] = (), intervention_hold: int = 120, memory: bool = False,
-                 step_instructions: Callable[[str], list[str] | None] | None = None,
-                 pick_instruction: Callable[[str], str | None] | None = None):
+                 step_instructions: Callable[[str], list[str] | None] | None = None):
         """planner(obs, instruction[, allowed]) -> str; controller(obs, instruction, subtask) -> (K, A);
         executor: which actions of each chunk run (default: the first 4); forward_only_phrases: the
         planner's phrases, to keep it from going back a phase (it is then called with `allowed`);
@@ -127,7 +118,6 @@ class HierarchicalPolicy:
         self.memory = memory
         self.intervention_hold = intervention_hold
         self.step_instructions = step_instructions
-        self.pick_instruction = pick_instruction
         self.executor = executor or ChunkExecutor(execute_steps=4)
         self.subtask_done = subtask_done
         self.plan_calls = 0
@@ -142,7 +132,6 @@ class HierarchicalPolicy:
         self.steps_since_plan = 0
         self.steps_in_subtask = 0
         self.reached = ""  # the last "reach ..." phrase pursued
-        self.picked = False  # pick prompts: the cube of `reached` is held up
         self.done: list[str] = []  # the "reach ..." phrases of the cubes placed since (memory)
         self.steps: list[str] | None = None  # the step planner's instructions of `stepped` (None: not stepped)
         self.stepped: str | None = None
@@ -165,18 +154,15 @@ class HierarchicalPolicy:
     def act(self, observation: Observation) -> ActionChunk:
         given = self.intervened_instruction or observation.get("instruction") or self.instruction
         instruction = self._current_step(observation, given)
-        if self._picked_up(observation):
-            self.picked, self.subtask = True, ""  # the planner replans now, told the instruction
         if self._replan_due(observation):
-            subtask = self._choose_subtask(observation, self._told(instruction))
+            subtask = self._choose_subtask(observation, instruction)
             self.steps_in_subtask = self.steps_in_subtask if subtask == self.subtask else 0
             self._note_reach(subtask)
             self.subtask = subtask
             self.plan_calls += 1
             self.steps_since_plan = 0
         stalled = self.phase_timeout and self.steps_in_subtask >= self.phase_timeout and self.pinned is None
-        actions = self.executor.select(self.controller(observation, self._told(instruction),
-                                                       "" if stalled else self.subtask))
+        actions = self.executor.select(self.controller(observation, instruction, "" if stalled else self.subtask))
         self.steps_since_plan += len(actions)
         self.steps_in_subtask += len(actions)
         self.pinned_steps += len(actions)
@@ -199,18 +185,6 @@ class HierarchicalPolicy:
             self.step, self.closed_in_step = min(self.step + 1, len(self.steps) - 1), False
         return self.step_instruction or instruction
 
-    def _told(self, instruction: str) -> str:
-        """What the planner and controller are told: the instruction, or with pick prompts, from the planner's first
-        "reach" until the cube is held up, the pick instruction of the cube reached for."""
-        if self.pick_instruction is None or self.picked or not self.reached:
-            return instruction
-        return self.pick_instruction(self.reached) or instruction
-
-    def _picked_up(self, observation: Observation) -> bool:
-        """Pick prompts: the cube has been held up long enough for the instruction to be told again."""
-        return (self.pick_instruction is not None and not self.picked and phase_rank(self.subtask) == 2
-                and self.steps_in_subtask >= PICK_LIFT_STEPS and self.subtask_done(observation, "grasp"))
-
     def _step_placed(self, observation: Observation) -> bool:
         """Whether the current step's cube has been let go: a release done after the fingers closed in this step."""
         return self.closed_in_step and self.subtask == "release" and self.subtask_done(observation, "release")
@@ -231,7 +205,6 @@ class HierarchicalPolicy:
 
     def _note_reach(self, subtask: str) -> None:
         if phase_rank(subtask) == 0:
-            self.picked = self.picked and subtask == self.reached  # a new cube to reach: a new pick
             self.reached = subtask
 
     def _replan_due(self, observation: Observation) -> bool:

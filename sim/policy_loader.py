@@ -37,7 +37,6 @@ class PolicyOptions:
     forward_planner: bool | None = None
     planner_memory: bool | None = None
     step_planner: bool | None = None
-    pick_prompt: bool | None = None
     phase_timeout: int | None = None
     # 0: one caller (vla eval). n >= 1: served, the sessions share the checkpoint: its forward passes run on a
     # thread of their own, concurrent predictions in one pass of up to n observations, the first waiting up to
@@ -79,7 +78,7 @@ def make_policy(spec: str, env, options: PolicyOptions = PolicyOptions()) -> Pol
     if spec.startswith("grpc://"):
         if options != PolicyOptions():
             raise ValueError("--flat, --ensemble, --ensemble-decay, --gripper-latch, --readout, --execute-steps, "
-                             "--plan-every, --forward-planner, --step-planner, --pick-prompt and --phase-timeout of a served policy "
+                             "--plan-every, --forward-planner, --step-planner and --phase-timeout of a served policy "
                              "are set where it is served: pass them to `vla serve`")
         import os
 
@@ -112,7 +111,7 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
     from policies.chunking import ChunkExecutor, GripperLatch
     from policies.hierarchical import from_predictor
     from policies.vla_policy import FlatVlaPolicy
-    from sim.tasks import pick_instruction, step_instructions
+    from sim.tasks import step_instructions
     from vla.inference import VlaPredictor, check_readout
 
     settings = execution_settings(directory, options)
@@ -128,8 +127,7 @@ def checkpoint_policy(directory: Path, options: PolicyOptions) -> Policy:
         return FlatVlaPolicy(predictor, executor)
     return from_predictor(predictor, settings.forward_planner, plan_every=settings.plan_every, executor=executor,
                           phase_timeout=settings.phase_timeout, memory=settings.planner_memory,
-                          step_instructions=step_instructions if settings.step_planner else None,
-                          pick_instruction=pick_instruction if settings.pick_prompt else None)
+                          step_instructions=step_instructions if settings.step_planner else None)
 
 
 def parse_replay_spec(spec: str) -> tuple[str, str | None]:

@@ -238,14 +238,5 @@ def step_instructions(instruction: str) -> list[str] | None:
     return None if goal is None else [step_instruction(step) for step in goal.steps]
 
 
-def pick_instruction(reach_phrase: str) -> str | None:
-    """The pick instruction ("pick up the red cube", pick-color's first phrasing) of the cube a "reach the red cube"
-    subtask names; None for any other phrase."""
-    words = reach_phrase.split()
-    if len(words) != 4 or words[:2] != ["reach", "the"] or words[3] != "cube" or words[2] not in COLORS:
-        return None
-    return _PICK_TEMPLATES[0].format(target=words[2])
-
-
 def _normalized(text: str) -> str:
     return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())

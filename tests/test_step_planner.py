@@ -6,10 +6,10 @@ import pytest
 
 from intervention_fakes import Controller, Planner
 from policies.chunking import ChunkExecutor
-from policies.hierarchical import PICK_LIFT_STEPS, HierarchicalPolicy
+from policies.hierarchical import HierarchicalPolicy
 from sim.object_positions import GoalSchedule
 from sim.scene_labels import frame_step_instructions
-from sim.tasks import TASKS, Goal, get_task, long_horizon_goal, pick_instruction, step_instruction, step_instructions
+from sim.tasks import TASKS, Goal, get_task, long_horizon_goal, step_instruction, step_instructions
 from vla.config import DataConfig
 from vla.data import ChunkDataset, Demo
 from vla.normalization import NormStats
@@ -152,32 +152,3 @@ def test_a_collected_tower_is_labelled_with_its_steps_and_trains_on_them(one_dem
     assert main(["train", "--data", path, "--out", str(tmp_path / "bad"), "--preset", "smoke", "--set",
                  "train.step_instructions=1.5", "--quiet"]) == 2
     assert "train.step_instructions is a share of long-horizon samples" in capsys.readouterr().err
-
-
-BIN, PICK = "put the red cube in the bin", "pick up the red cube"
-
-
-def test_pick_prompts_tell_the_pick_from_the_first_reach_until_the_cube_is_held_up():
-    planner, controller = Planner("reach the red cube"), Controller()
-    policy = HierarchicalPolicy(planner, controller, plan_every=4, executor=ChunkExecutor(4),
-                                pick_instruction=pick_instruction)
-    policy.reset(BIN)
-    _act_bin = lambda fingers: policy.act({"robot0_gripper_qpos": fingers, "instruction": BIN})  # noqa: E731
-    _act_bin(OPEN)
-    assert planner.instructions == [BIN] and told(controller) == [PICK]  # the planner named the cube to pick
-    planner.answer = "grasp"
-    _act_bin(OPEN)
-    assert planner.instructions[-1] == PICK
-    planner.answer = "lift"
-    for _ in range(PICK_LIFT_STEPS // 4):  # the first replans to "lift" (the fingers closed: grasp done)
-        _act_bin(CLOSED)
-    assert told(controller)[-1] == PICK and controller.seen[-1][1] == "lift"
-    planner.answer = "move above the bin"
-    _act_bin(CLOSED)  # held up long enough: the planner replans at once, told the instruction
-    assert planner.instructions[-1] == BIN and controller.seen[-1] == (BIN, "move above the bin")
-
-
-def test_pick_prompts_name_only_a_reached_cube():
-    assert pick_instruction("reach the blue cube") == "pick up the blue cube"
-    for phrase in ("grasp", "reach the bin", "reach the purple cube", "move behind the red cube", ""):
-        assert pick_instruction(phrase) is None

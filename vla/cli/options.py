@@ -30,10 +30,6 @@ def add_policy_options(p) -> None:
     p.add_argument("--step-planner", action=flag,
                    help="checkpoints (on by default): a long-horizon instruction is pursued one pick-and-place step "
                         "at a time, the planner and controller told the step's instruction (--no-step-planner: whole)")
-    p.add_argument("--pick-prompt", action=flag,
-                   help="checkpoints: while the subtask is a pick's (reach, grasp, lift), the controller is told the "
-                        "reached cube's pick instruction (\"pick up the red cube\"): a task taught from a few demos "
-                        "picks with the skill learned from many")
     p.add_argument("--phase-timeout", type=NON_NEGATIVE_INT, metavar="STEPS",
                    help="checkpoints: once the planner has kept one subtask for STEPS control steps, the "
                         "controller acts without it until the planner moves on (0: off)")
