@@ -9,7 +9,6 @@ import sys
 
 from vla.cli.options import add_policy_options, add_run_options, env_config, policy_options
 from vla.cli.types import ACTION_NOISE_RAD, POSITIVE_INT
-from vla.cli.augment import add_augment_parser
 from vla.cli.bench import add_bench_parser
 from vla.cli.convert import add_convert_parser
 from vla.cli.generate import add_generate_parser
@@ -121,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_collect_parser, _add_eval_parser, _add_replay_parser, add_convert_parser,
                 add_train_parser, _add_select_parser, _add_offline_error_parser, add_bench_parser,
-                add_serve_parser, add_robot_parser, add_teleop_parser, add_generate_parser, add_augment_parser):
+                add_serve_parser, add_robot_parser, add_teleop_parser, add_generate_parser):
         add(sub)
     return parser
 
