@@ -87,11 +87,13 @@ data/replay/%.hdf5: | $(STAMP)
 replay-data: $(REPLAY_DATA)
 
 # The long-horizon checkpoint (issue 27; docs/results.md, Long-horizon tasks): the default fine-tuned on 100
-# stack-three expert demonstrations (fixed yaw), replaying the four tasks' data; `--preset long-horizon` (2000
-# steps, about 21 minutes of training on 2 cores; 35 minutes with its data from a fresh clone). Every stack-three
-# sample is prompted with its step's instruction, as the step planner (on by default) runs it.
-LONG_DATA := data/fixed-yaw/stack-three.hdf5
+# stack-three and 100 crate-three expert demonstrations (fixed yaw), replaying the four tasks' data; `--preset
+# long-horizon` (3000 steps, about 36 minutes of training on 2 cores; about 65 minutes with its data from a fresh
+# clone). Every long-horizon sample is prompted with its step's instruction, as the step planner (on by default)
+# runs it.
+LONG_DATA := data/fixed-yaw/stack-three.hdf5 data/fixed-yaw/crate-three.hdf5
 EPISODES_stack-three := 100
+EPISODES_crate-three := 100
 
 .PHONY: long-horizon-model
 long-horizon-model: $(LONG_DATA) $(REPLAY_DATA)

@@ -49,9 +49,9 @@ PRESETS: dict[str, Recipe] = {
               "learned from (0.6 of every batch): 1200 steps at 3e-4 (13 minutes on 2 CPU cores), your demos "
               "retimed to steps of >= 0.03 rad (docs/results.md, Teaching new tasks)"),
     "long-horizon": Recipe(
-        train=TrainConfig(steps=2000, learning_rate=3e-4, replay_share=0.5, step_instructions=1.0),
+        train=TrainConfig(steps=3000, learning_rate=3e-4, replay_share=0.5, step_instructions=1.0),
         about="teach a checkpoint long-horizon tasks from expert demos, with --init default and --replay of what it "
-              "learned from (half of every batch): 2000 steps at 3e-4, every sample of the long demos prompted "
+              "learned from (half of every batch): 3000 steps at 3e-4, every sample of the long demos prompted "
               "with its step's instruction, as the step planner prompts the controller (docs/results.md, "
               "Long-horizon tasks)"),
     "smoke": Recipe(
