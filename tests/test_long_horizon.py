@@ -8,7 +8,8 @@ import pytest
 
 from scene_edits import hold, move_cube
 from sim.experts.corrective import CorrectiveExpert
-from sim.experts.scripted import ScriptedExpert
+from sim.experts.scripted import ScriptedExpert, drop_offset
+from sim.fixtures import FIXTURES
 from sim.goal_relabel import counterfactual_goal
 from sim.segmentation import agreement, segment_subtasks
 from sim.object_positions import goal_schedule, goal_slots, per_goal_slot
@@ -84,6 +85,15 @@ def test_crate_three_succeeds_only_with_the_cubes_dropped_in_the_named_order(env
             move_cube(env, step.target, crate + spot)
             hold(env, 15)
         assert env.is_success() is expected
+
+
+def test_each_colour_has_a_drop_spot_of_its_own_in_the_crate_whatever_its_step():
+    spots = {color: tuple(drop_offset(Goal(color, "crate"), 3)) for color in COLORS}
+    assert len(set(spots.values())) == len(COLORS)  # the step's words say where its cube goes
+    cube_half = 0.02
+    assert all(max(abs(x), abs(y)) + cube_half < FIXTURES["crate"].opening for x, y, _ in spots.values())
+    assert not drop_offset(Goal("red", "crate"), 1).any()  # a single drop and a tower go to the centre
+    assert not drop_offset(Goal("red", "green"), 2).any()
 
 
 @pytest.mark.parametrize("task", LONG_TASKS)

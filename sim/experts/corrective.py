@@ -73,11 +73,11 @@ class CorrectiveExpert:
     def decide(self) -> Decision:
         number = next((i for i, step in enumerate(self.steps) if not self._step_done(step)), len(self.steps) - 1)
         goal = self.step = self.steps[number]
-        self.drop = drop_offset(goal, number, len(self.steps))
+        self.drop = drop_offset(goal, len(self.steps))
         if goal.base is not None and self._placed(goal.target, goal.base):
             return self._retreat(goal.base)
         if number > 0 and self._still_at(self.steps[number - 1]):  # rise above where that cube went
-            self.drop = drop_offset(self.steps[number - 1], number - 1, len(self.steps))
+            self.drop = drop_offset(self.steps[number - 1], len(self.steps))
             return self._retreat(self.steps[number - 1].base)
         if self.scene.is_grasped(goal.target) and not self._settling():
             return self._carry(goal.base)

@@ -4,7 +4,8 @@ It plans in Cartesian space (a moving set-point toward each phase's target), tur
 set-point into joint targets with damped least-squares IK, and labels every step with
 the phrase of the phase it is in ("reach the red cube", "grasp", "lift", ...). A long-horizon goal
 chains the phases of its steps (after each release but the last, the fingers rise clear before the
-next reach); several cubes dropped into one fixture go to different spots of it. A push goes
+next reach); several cubes dropped into one fixture each go to their colour's spot of it, so the words of a
+step ("put the red cube in the crate") say where its cube goes. A push goes
 behind the cube (seen from the marker), lowers the closed fingers beside it and slides it
 along the line to the marker, re-aimed every step at where the cube now is.
 """
@@ -24,7 +25,7 @@ from sim.fixtures import FIXTURES
 from sim.tasks import describe
 
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 1.0
-FIXTURE_DROP_SPOTS = ((-0.04, -0.04), (0.04, 0.04), (-0.04, 0.04))  # m from a crate's centre, one per cube
+FIXTURE_DROP_SPOTS = {"red": (-0.04, -0.04), "green": (0.04, 0.04), "blue": (-0.04, 0.04)}  # m from a crate's centre
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class ScriptedExpert:
             self.phases += self._pick_phases(step.target)
             if step.base is not None:
                 self.phases += self._place_phases(step.base, last=number == len(steps) - 1,
-                                                  offset=drop_offset(step, number, len(steps)))
+                                                  offset=drop_offset(step, len(steps)))
 
     def act(self, observation=None) -> ActionChunk:
         phase = self._current_phase()
@@ -197,12 +198,12 @@ class ScriptedExpert:
         return self.scene.cube_pos(color)
 
 
-def drop_offset(step, number: int, steps: int) -> np.ndarray:
-    """(3,) where, from a fixture's centre, the cube of step `number` (of `steps`) goes: each of several
-    cubes dropped into one fixture gets a spot of its own; one cube, and a cube base, the centre."""
+def drop_offset(step, steps: int) -> np.ndarray:
+    """(3,) where, from a fixture's centre, a `step` of a goal of `steps` steps lets its cube go: each of several
+    cubes dropped into one fixture on its colour's spot (whatever the order); one cube, and a cube base, the centre."""
     if steps == 1 or step.base not in FIXTURES:
         return np.zeros(3)
-    return np.array([*FIXTURE_DROP_SPOTS[number % len(FIXTURE_DROP_SPOTS)], 0.0])
+    return np.array([*FIXTURE_DROP_SPOTS[step.target], 0.0])
 
 
 def grasp_yaw_offset(cube_quat: np.ndarray, gripper_rot: np.ndarray) -> float:
