@@ -79,10 +79,10 @@ def test_crate_three_succeeds_only_with_the_cubes_dropped_in_the_named_order(env
     for order, expected in ((lambda steps: steps, True), (lambda steps: steps[::-1], False)):
         env.reset(seed=6)
         crate = env.cube_pose("crate")[0]
-        spots = ([-0.04, -0.04, 0.03], [0.04, 0.04, 0.03], [-0.04, 0.04, 0.03])
-        for step, spot in zip(order(list(env.goal.steps)), spots):
+        steps = order(list(env.goal.steps))
+        for step in steps:
             assert not env.is_success()
-            move_cube(env, step.target, crate + spot)
+            move_cube(env, step.target, crate + drop_offset(step, len(steps)) + [0, 0, 0.03])  # the expert's spot
             hold(env, 15)
         assert env.is_success() is expected
 
