@@ -10,7 +10,9 @@ Every tick (1 / spec.control_hz):
    then performs a controlled stop (driver.stop(); no further targets) until a fresh chunk comes.
 An expired action (chunk received_at + expires_in_ms passed) is never executed. A restarted
 server is picked up again: the connection starts a new session when the old one is unknown.
-`clock`, `sleep` and `executor` are injectable so tests can run the loop in simulated time.
+`clock`, `sleep` and `executor` are injectable: with a SimulatedTime clock and an InlineExecutor the loop runs
+in simulated time (a simulated robot: every tick one period after the last, each request answered before the
+tick goes on, however long the computer takes), reproducible on a loaded machine.
 """
 
 from __future__ import annotations
@@ -78,6 +80,19 @@ class _Pending:
     future: Future
     obs_tick: int
     sent_at: float
+
+
+class SimulatedTime:
+    """A clock that moves only when slept on: the loop's ticks come exactly one period apart in its time."""
+
+    def __init__(self, start: float = 0.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
 
 
 class InlineExecutor:

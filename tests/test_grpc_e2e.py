@@ -141,14 +141,14 @@ def test_vla_robot_records_what_it_executed_as_a_replayable_demo(server, capsys,
     for seed in (0, 1):  # the second run appends a demo
         code = main(["robot", "--server", f"127.0.0.1:{server.port}", "--task", "lift", "--steps", "8",
                      "--seed", str(seed), "--image-size", str(IMAGE), "--token-file", str(token_file),
-                     "--record", str(out)])
+                     "--record", str(out), "--simulated-time"])
         assert code == 0
     printed = capsys.readouterr().out
     info = open_dataset(out)
     assert info.env_name == "lift" and info.num_demos == 2, printed
     episode = read_episode(out, info.demo_names[1])
     steps = episode.num_samples
-    assert f"recorded {steps} steps" in printed and 1 <= steps <= 8
+    assert f"recorded {steps} steps" in printed and steps == 7  # simulated time: the first tick asks, 7 act
     assert episode.seed == 1 and episode.subtasks == ["hold"] * steps
     assert episode.observations["agentview_image"].shape == (steps, IMAGE, IMAGE, 3)
     # hold answers the measured joints: every executed target is the joints it was executed from

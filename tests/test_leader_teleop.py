@@ -87,9 +87,10 @@ def test_vla_robot_follows_a_leader_replaying_a_demo_through_the_safety_filter(o
     leader_actions = read_episode(demo, "demo_0").actions
     out = tmp_path / "leader.hdf5"
     assert main(["robot", "--task", "lift", "--teleop", "leader", "--leader-replay", f"{demo}:demo_0", "--seed",
-                 "3", "--steps", "80", "--image-size", str(IMAGE), "--record", str(out)]) == 0
+                 "3", "--steps", "80", "--image-size", str(IMAGE), "--record", str(out), "--simulated-time"]) == 0
     printed = capsys.readouterr().out
     assert "-> leader operator" in printed and "success True" in printed and "request errors 0" in printed
+    assert "expired dropped 0" in printed and "overruns 0" in printed  # simulated time: never behind, however loaded
     info = open_dataset(out)
     assert info.num_demos == 1
     episode = read_episode(out, info.demo_names[0])
@@ -106,7 +107,7 @@ def test_vla_robot_follows_a_leader_replaying_a_demo_through_the_safety_filter(o
 def test_vla_robot_follows_the_simulated_expert_leader(tmp_path, capsys):
     out = tmp_path / "leader.hdf5"
     assert main(["robot", "--task", "lift", "--teleop", "leader", "--seed", "3", "--steps", "100",
-                 "--image-size", str(IMAGE), "--record", str(out)]) == 0
+                 "--image-size", str(IMAGE), "--record", str(out), "--simulated-time"]) == 0
     assert "success True" in capsys.readouterr().out
     episode = read_episode(out, open_dataset(out).demo_names[0])
     assert episode.success and {"grasp", "lift"} <= set(episode.subtasks)

@@ -90,7 +90,7 @@ def test_vla_robot_teleop_drives_through_the_safety_filter_and_records(tmp_path,
     and watchdog stay in between, and --record keeps a labelled demo that replays."""
     out = tmp_path / "robot_teleop.hdf5"
     assert main(["robot", "--teleop", "scripted", "--task", "lift", "--steps", "150", "--seed", "3",
-                 "--image-size", str(IMAGE), "--record", str(out)]) == 0
+                 "--image-size", str(IMAGE), "--record", str(out), "--simulated-time"]) == 0
     printed = capsys.readouterr().out
     assert "-> scripted operator" in printed and "success True" in printed and "safety clips" in printed
     episode = read_episode(out, open_dataset(out).demo_names[0])

@@ -100,7 +100,8 @@ def cmd_robot(args) -> int:
         driver = RecordingDriver(sim_driver) if writer else sim_driver
         source, executor = _command_source(args, env, spec, token, root_cert)
         cleanup.callback(source.close)
-        client = RobotClient(driver, source, spec, instruction, keep_records=writer is not None, executor=executor)
+        client = RobotClient(driver, source, spec, instruction, keep_records=writer is not None,
+                             **_loop_timing(args.simulated_time, executor))
         cleanup.callback(client.close)
         print(f"{args.task} (seed {args.seed}): {instruction!r} -> {args.server or args.teleop + ' operator'}",
               flush=True)
@@ -125,6 +126,17 @@ def cmd_robot(args) -> int:
         print(f"vla robot: error: {report.summary()}", file=sys.stderr)
         return 1
     return 0
+
+
+def _loop_timing(simulated_time: bool, executor) -> dict:
+    """The client's clock, sleep and request executor: wall-clock time (requests on a thread of their own
+    unless the source asks inline), or simulated time (each request answered inline)."""
+    if not simulated_time:
+        return {"executor": executor}
+    from robots.client import InlineExecutor, SimulatedTime
+
+    clock = SimulatedTime()
+    return {"clock": clock, "sleep": clock.sleep, "executor": InlineExecutor()}
 
 
 def _reads_interventions(args) -> bool:
@@ -218,6 +230,10 @@ def add_robot_parser(sub) -> None:
     p.add_argument("--tls-ca", help="PEM root certificate of the server (switches TLS on)")
     p.add_argument("--record", metavar="FILE.hdf5",
                    help="append what the robot saw and executed to this dataset (a new demo; trains like collected data)")
+    p.add_argument("--simulated-time", action="store_true",
+                   help="run the control loop in simulated time: ticks one period apart however long each takes to "
+                        "compute, every request answered before the tick goes on (reproducible runs on a busy "
+                        "machine; a physical robot runs in wall-clock time)")
     p.add_argument("--interventions", choices=["auto", "stdin", "off"], default="auto",
                    help="stdin: each line typed while the robot runs corrects the policy (`sub: grasp` a subtask, "
                         "`ins: TEXT` a new instruction, plain text: the server decides), answered in one line; "
