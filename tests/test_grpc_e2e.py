@@ -193,7 +193,7 @@ def test_vla_robot_exits_nonzero_with_a_summary_when_its_server_died(spec, capsy
     killer.start()
     try:
         code = main(["robot", "--server", f"127.0.0.1:{dying.port}", "--task", "lift", "--steps", "50",
-                     "--image-size", str(IMAGE)])
+                     "--image-size", str(IMAGE), "--simulated-time"])
     finally:
         killer.join()
     captured = capsys.readouterr()
