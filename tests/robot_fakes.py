@@ -1,5 +1,5 @@
-"""Fakes for testing the robot client loop in simulated time: a clock that sleeps by advancing, and a
-driver that tracks its commands perfectly (tests/test_grpc_client.py, tests/test_leader_teleop.py)."""
+"""Fakes for testing the robot client loop in simulated time (robots.client.SimulatedTime): a driver that
+tracks its commands perfectly (tests/test_grpc_client.py, tests/test_leader_teleop.py)."""
 
 import numpy as np
 
@@ -7,17 +7,6 @@ from robots.spec import panda_spec
 
 SPEC = panda_spec(image_size=8)
 HOME = np.array([0.0, 0.2, 0.0, -2.0, 0.0, 2.0, 0.8])
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
 
 
 class FakeDriver:

@@ -9,9 +9,9 @@ import numpy as np
 
 from policies.hold import HoldPolicy
 from policies.server import serve
-from robots.client import ACT, HOLD, IDLE, STOP, InlineExecutor, RobotClient
+from robots.client import ACT, HOLD, IDLE, STOP, InlineExecutor, RobotClient, SimulatedTime
 from robots.connection import ChunkReply, PolicyConnection, PolicyRpcError
-from robot_fakes import HOME, SPEC, FakeClock, FakeDriver
+from robot_fakes import HOME, SPEC, FakeDriver
 
 DT = SPEC.dt
 
@@ -41,7 +41,7 @@ def ramp(joints, k, step=0.001):
 
 
 def simulated_client(script, **options):
-    clock, driver = FakeClock(), FakeDriver()
+    clock, driver = SimulatedTime(100.0), FakeDriver()
     connection = ScriptedConnection(clock, script)
     client = RobotClient(driver, connection, SPEC, "lift", clock=clock, sleep=clock.sleep,
                          executor=InlineExecutor(), keep_records=True, **options)
@@ -141,7 +141,7 @@ def test_a_run_that_never_got_a_chunk_is_lost():
 
 
 def test_late_reply_skips_the_actions_whose_ticks_passed():
-    clock, driver = FakeClock(), FakeDriver()
+    clock, driver = SimulatedTime(100.0), FakeDriver()
     future = Future()
 
     class ManualExecutor(InlineExecutor):
