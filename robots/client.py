@@ -94,6 +94,10 @@ class SimulatedTime:
     def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
 
+    def loop_options(self) -> dict:
+        """RobotClient's `clock`, `sleep` and `executor` for a loop run in this time."""
+        return {"clock": self, "sleep": self.sleep, "executor": InlineExecutor()}
+
 
 class InlineExecutor:
     """Runs each request at once on the control loop's own thread (an in-process command source that reads

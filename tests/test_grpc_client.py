@@ -43,8 +43,8 @@ def ramp(joints, k, step=0.001):
 def simulated_client(script, **options):
     clock, driver = SimulatedTime(100.0), FakeDriver()
     connection = ScriptedConnection(clock, script)
-    client = RobotClient(driver, connection, SPEC, "lift", clock=clock, sleep=clock.sleep,
-                         executor=InlineExecutor(), keep_records=True, **options)
+    client = RobotClient(driver, connection, SPEC, "lift", **clock.loop_options(),
+                         keep_records=True, **options)
     return client, driver, connection, clock
 
 

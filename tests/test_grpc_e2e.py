@@ -7,7 +7,7 @@ import pytest
 from policies.hold import HoldPolicy
 from policies.remote import RemotePolicy
 from policies.server import serve
-from robots.client import ACT, InlineExecutor, RobotClient
+from robots.client import ACT, RobotClient, SimulatedTime
 from robots.driver import Driver, SimDriver
 from robots.spec import panda_spec
 
@@ -54,17 +54,6 @@ def test_sim_driver_speaks_the_driver_interface(env):
     assert env.steps == 1 and driver.commands_sent == 1
 
 
-class SteppedClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
-
-
 def _client(env, spec, server, **options):
     driver = SimDriver(env, finger_open_width=spec.finger_open_width)
     instruction = driver.reset(seed=0)
@@ -74,8 +63,8 @@ def _client(env, spec, server, **options):
 
 
 def test_hold_served_over_grpc_drives_the_sim_in_simulated_time(env, spec, server):
-    clock = SteppedClock()
-    driver, client = _client(env, spec, server, clock=clock, sleep=clock.sleep, executor=InlineExecutor())
+    clock = SimulatedTime()
+    driver, client = _client(env, spec, server, **clock.loop_options())
     start, _ = driver.read_state()
     try:
         report = client.run(steps=12)

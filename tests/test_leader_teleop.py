@@ -4,7 +4,7 @@ the robot client's safety filter and watchdog; `vla robot --teleop leader --reco
 import numpy as np
 import pytest
 
-from robots.client import ACT, HOLD, STOP, InlineExecutor, RobotClient, SimulatedTime
+from robots.client import ACT, HOLD, STOP, RobotClient, SimulatedTime
 from robots.leader import LeaderArm, LeaderMapping, LeaderReadError, LeaderSource
 from robots.safety import SafetyFilter
 from sim.dataset import open_dataset, read_episode
@@ -70,8 +70,8 @@ def test_a_leader_that_stops_answering_makes_the_client_hold_then_stop_then_resu
     """Reads 0-4 work, 5-19 fail, then it answers again: the client's watchdog treats it like a lost policy."""
     clock, driver = SimulatedTime(100.0), FakeDriver()
     leader = FakeLeader(lambda n: OSError("bus timeout") if 5 <= n < 20 else (HOME + 0.001 * min(n, 5), 0.0))
-    client = RobotClient(driver, LeaderSource(leader, SPEC, clock=clock), SPEC, "lift", clock=clock,
-                         sleep=clock.sleep, executor=InlineExecutor(), keep_records=True, retry_s=0.0)
+    client = RobotClient(driver, LeaderSource(leader, SPEC, clock=clock), SPEC, "lift", **clock.loop_options(),
+                         keep_records=True, retry_s=0.0)
     report = client.run(steps=30)
     modes = [record.mode for record in client.records]
     assert report.request_errors == 15 and "leader arm read failed: OSError: bus timeout" in report.last_error

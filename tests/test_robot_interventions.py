@@ -10,7 +10,7 @@ import pytest
 
 from grpc_helpers import running_server
 from intervention_fakes import fake_hierarchical
-from robots.client import ACT, InlineExecutor, RobotClient, SimulatedTime
+from robots.client import ACT, RobotClient, SimulatedTime
 from robots.connection import PolicyConnection
 from robots.interventions import InterventionConsole, parse_line
 from robot_fakes import SPEC, FakeDriver
@@ -47,8 +47,8 @@ def _wait_for(predicate, timeout=5.0):
 def test_typed_interventions_steer_the_running_robot_and_refusals_do_not_stop_it(server):
     clock, driver = SimulatedTime(100.0), FakeDriver()
     connection = PolicyConnection(f"127.0.0.1:{server.port}", SPEC, robot_instance="console")
-    client = RobotClient(driver, connection, SPEC, "lift the red cube", clock=clock, sleep=clock.sleep,
-                         executor=InlineExecutor(), keep_records=True)
+    client = RobotClient(driver, connection, SPEC, "lift the red cube", **clock.loop_options(),
+                         keep_records=True)
     lines, printed = queue.Queue(), []
     console = InterventionConsole(connection, typed_lines(lines), out=printed.append)
     thread = console.start()

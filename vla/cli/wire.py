@@ -133,10 +133,9 @@ def _loop_timing(simulated_time: bool, executor) -> dict:
     unless the source asks inline), or simulated time (each request answered inline)."""
     if not simulated_time:
         return {"executor": executor}
-    from robots.client import InlineExecutor, SimulatedTime
+    from robots.client import SimulatedTime
 
-    clock = SimulatedTime()
-    return {"clock": clock, "sleep": clock.sleep, "executor": InlineExecutor()}
+    return SimulatedTime().loop_options()
 
 
 def _reads_interventions(args) -> bool:
