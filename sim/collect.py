@@ -14,6 +14,7 @@ from sim.dataset_output import dataset_output
 from sim.env import EnvConfig
 from sim.parallel import WorkerSpec, run_seeds
 from sim.policy_loader import CORRECTIVE_ALIGNS_YAW, PolicyOptions
+from sim.takeover import TakeoverRule
 from sim.tasks import get_task
 
 MAX_ATTEMPTS_PER_EPISODE = 3
@@ -49,22 +50,26 @@ def env_args(task: str, config: EnvConfig) -> dict:
 def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int = 1, append: bool = False,
             env_config: EnvConfig = EnvConfig(), policy: str = "expert", progress: bool = True,
             noise: ActionNoise | None = None, learner: str | None = None,
-            learner_options: PolicyOptions = PolicyOptions()) -> CollectReport:
+            learner_options: PolicyOptions = PolicyOptions(), takeover: TakeoverRule | None = None) -> CollectReport:
     """Keep the first `episodes` successful episodes of seeds seed, seed+1, ... (in seed order,
     whatever the number of workers); each is on disk before the next is written. With `noise`
     the expert's actions are executed perturbed and recorded clean (sim.action_noise).
 
     With a `learner` (DAgger): the learner drives and `policy`, a corrective expert, labels
-    every state it visits; every episode is kept, whether the learner succeeded or not."""
+    every state it visits; every episode is kept, whether the learner succeeded or not. With a
+    `takeover` rule as well, the expert drives whenever the learner stands still (sim.takeover)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     get_task(task)
     if learner is not None and policy not in CORRECTIVE_ALIGNS_YAW:
         raise ValueError(f"a learner's states can only be labelled by an expert that acts from the current state "
                          f"({', '.join(CORRECTIVE_ALIGNS_YAW)}), not {policy!r}")
-    attrs = {**env_args(task, env_config), "demonstrator": policy, **({"learner": learner} if learner else {})}
+    if takeover is not None and learner is None:
+        raise ValueError("--takeover hands control from a learner to the expert: give --learner POLICY")
+    attrs = {**env_args(task, env_config), "demonstrator": policy, **({"learner": learner} if learner else {}),
+             **({"takeover": asdict(takeover)} if takeover else {})}
     spec = WorkerSpec(task=task, policy=learner or policy, env_config=env_config, record=True, noise=noise,
-                      policy_options=learner_options, labeller=policy if learner else None)
+                      policy_options=learner_options, labeller=policy if learner else None, takeover=takeover)
     max_attempts = episodes if learner else MAX_ATTEMPTS_PER_EPISODE * episodes
     started = time.perf_counter()
     with dataset_output(out, task, attrs, append=append) as writer:

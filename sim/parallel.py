@@ -10,6 +10,7 @@ from sim.action_noise import ActionNoise
 from sim.env import EnvConfig
 from sim.interventions import InterventionPlan
 from sim.policy_loader import PolicyOptions
+from sim.takeover import TakeoverRule
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class WorkerSpec:
     policy_options: PolicyOptions = PolicyOptions()
     noise: ActionNoise | None = None  # DART-style perturbation of the executed actions
     labeller: str | None = None  # DAgger: `policy` drives, this expert's actions are recorded
+    takeover: TakeoverRule | None = None  # DAgger: when the labeller drives instead (sim.takeover)
     interventions: InterventionPlan | None = None  # `vla eval --intervene` (sim.interventions)
 
 
@@ -70,7 +72,8 @@ def _run_seed(seed: int):
     spec: WorkerSpec = _worker_state["spec"]
     result = run_episode(_worker_state["env"], _worker_state["policy"], seed, record=spec.record,
                          video=spec.video_dir is not None, execute_steps=spec.execute_steps,
-                         noise=spec.noise, labeller=_worker_state["labeller"], operator=_worker_state["operator"])
+                         noise=spec.noise, labeller=_worker_state["labeller"], operator=_worker_state["operator"],
+                         takeover=spec.takeover)
     if spec.video_dir is not None:
         from pathlib import Path
 

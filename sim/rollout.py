@@ -11,6 +11,7 @@ from sim.action_noise import ActionNoise
 from sim.approach import ApproachTracker
 from sim.episode import Episode
 from sim.interventions import Operator
+from sim.takeover import TakeoverRule
 
 STATE_KEYS = ("robot0_joint_pos", "robot0_gripper_qpos", "robot0_eef_pos", "robot0_eef_quat")
 
@@ -57,12 +58,14 @@ class EpisodeRecorder:
 
 def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: bool = False,
                 execute_steps: int | None = None, noise: ActionNoise | None = None,
-                labeller: Policy | None = None, operator: Operator | None = None) -> RolloutResult:
+                labeller: Policy | None = None, operator: Operator | None = None,
+                takeover: TakeoverRule | None = None) -> RolloutResult:
     """Roll out until success or the step limit. Chunks are executed `execute_steps` at a time
     (None: the whole chunk) before the policy is asked again. With `noise`, the robot executes
     perturbed actions and the recording keeps the policy's own (sim.action_noise). With a
     `labeller` (DAgger), the policy drives and the recording keeps, for every state it visits,
-    the labeller's action and subtask instead. An `operator` (sim.interventions) intervenes on the
+    the labeller's action and subtask instead; with a `takeover` rule too, the labeller drives
+    whenever the rule says so (sim.takeover). An `operator` (sim.interventions) intervenes on the
     policy before control steps; result.interventions lists what it did."""
     if operator is not None:
         operator.check(policy)
@@ -77,6 +80,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
     labels: list[str] = []
     result = RolloutResult(seed=seed, success=False, steps=0, instruction=env.instruction)
     approach = ApproachTracker(env)
+    handover = takeover.tracker() if takeover is not None and labeller is not None else None
     done = False
     while not done:
         if operator is not None:
@@ -91,6 +95,8 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
                 result.frames.append(np.concatenate([obs[k] for k in _image_keys(obs)], axis=1))
             approach.observe(obs, action)
             label, label_subtask = _label(labeller, obs, action, chunk.subtask)
+            if handover is not None and handover.expert_drives(obs["robot0_joint_pos"]):
+                action = label
             next_obs, reward, terminated, truncated, _ = env.step(perturb(action) if perturb else action)
             done = terminated or truncated
             result.subtasks.append(chunk.subtask)
@@ -107,6 +113,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
     if recorder:
         result.episode = recorder.to_episode(env, labels, result.success)
         result.episode.extra_attrs.update(noise.attrs() if noise else {})
+        result.episode.extra_attrs.update(handover.attrs() if handover else {})
     return result
 
 

@@ -11,6 +11,7 @@ from policies.base import ActionChunk
 from sim.dataset import open_dataset
 from sim.experts.corrective import CorrectiveExpert
 from sim.rollout import run_episode
+from sim.takeover import TakeoverRule
 from sim.tasks import COLORS, TASKS
 from vla.cli import main
 
@@ -147,4 +148,37 @@ def test_replaying_a_learners_episode_as_actions_is_refused(dagger_dataset, caps
 def test_collect_refuses_policy_options_without_a_learner(tmp_path, capsys):
     out = tmp_path / "x.hdf5"
     assert main(["collect", "--task", "lift", "--episodes", "1", "--ensemble", "--out", str(out)]) == 2
+    assert "--learner" in capsys.readouterr().err and not out.exists()
+
+
+def test_takeover_waits_for_a_still_learner_then_lets_the_expert_drive_then_hands_back():
+    tracker = TakeoverRule(still_steps=3, drive_steps=2).tracker()
+    moving = [tracker.expert_drives(np.full(7, 0.02 * t)) for t in range(5)]
+    still = [tracker.expert_drives(np.full(7, 0.2 + 0.001 * t)) for t in range(8)]
+    assert not any(moving)
+    # the first still pose anchors, the third step without moving hands over: the expert drives 2 steps, and
+    # after it the learner gets 3 still steps again
+    assert still == [False, False, False, True, True, False, False, True]
+    assert tracker.attrs() == {"takeovers": 2, "expert_driven_steps": 3}
+    with pytest.raises(ValueError, match="--takeover"):
+        TakeoverRule(still_steps=0)
+
+
+def test_collect_with_takeover_lets_the_expert_finish_what_a_still_learner_cannot(tmp_path):
+    out = tmp_path / "takeover.hdf5"
+    assert main(["collect", "--task", "lift", "--episodes", "1", "--seed", "30", "--learner", "hold", "--takeover",
+                 "10", "--expert-yaw", "fixed", "--image-size", "48", "--quiet", "--out", str(out)]) == 0
+    with h5py.File(out, "r") as f:
+        demo = f["data/demo_0"]
+        assert demo.attrs["driven_by"] == "hold"
+        assert demo.attrs["success"], "the expert, driving whenever the hold policy stood still, lifts the cube"
+        # the hold policy stood still for its first 10 steps, then the expert drove to the end in one takeover
+        assert demo.attrs["takeovers"] == 1
+        assert demo.attrs["num_samples"] == 10 + demo.attrs["expert_driven_steps"] < 150
+        assert "takeover" in f["data"].attrs["env_args"]
+
+
+def test_collect_refuses_takeover_without_a_learner(tmp_path, capsys):
+    out = tmp_path / "x.hdf5"
+    assert main(["collect", "--task", "lift", "--episodes", "1", "--takeover", "10", "--out", str(out)]) == 2
     assert "--learner" in capsys.readouterr().err and not out.exists()

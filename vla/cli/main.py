@@ -21,6 +21,7 @@ def cmd_collect(args) -> int:
     from sim.action_noise import ActionNoise
     from sim.collect import collect
     from sim.policy_loader import PolicyOptions, expert_name
+    from sim.takeover import TakeoverRule
 
     noise = ActionNoise(args.action_noise) if args.action_noise else None
     options = policy_options(args)
@@ -30,7 +31,8 @@ def cmd_collect(args) -> int:
     policy = expert_name(align_yaw=args.expert_yaw == "aligned", corrective=args.learner is not None)
     report = collect(args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, policy=policy,
                      append=args.append, env_config=env_config(args), progress=not args.quiet, noise=noise,
-                     learner=args.learner, learner_options=options)
+                     learner=args.learner, learner_options=options,
+                     takeover=TakeoverRule(args.takeover) if args.takeover else None)
     kept = (f"kept {report.kept} episodes of {args.learner} labelled by {policy} ({report.failed} not successful)"
             if args.learner else f"kept {report.kept} successful episodes, {report.failed} failed "
             f"({report.attempts} attempts)")
@@ -140,6 +142,10 @@ def _add_collect_parser(sub) -> None:
     p.add_argument("--learner", metavar="POLICY",
                    help="DAgger: this policy (a checkpoint, `default`) drives and the expert, deciding from the "
                         "scene at every step, labels each state it visits; every episode is kept")
+    p.add_argument("--takeover", type=POSITIVE_INT, metavar="STEPS",
+                   help="with --learner: once the learner has kept every arm joint within 0.01 rad for STEPS "
+                        "control steps, the expert drives for 60 steps, then hands back (HG-DAgger-style; "
+                        "recovery demos from where the learner stood still, without the stuck frames)")
     add_policy_options(p)
     add_run_options(p)
     p.set_defaults(func=cmd_collect)
