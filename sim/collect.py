@@ -57,7 +57,7 @@ def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int =
 
     With a `learner` (DAgger): the learner drives and `policy`, a corrective expert, labels
     every state it visits; every episode is kept, whether the learner succeeded or not. With a
-    `takeover` rule as well, the expert drives whenever the learner stands still (sim.takeover)."""
+    `takeover` rule as well, the expert drives whenever the learner is stuck (sim.takeover)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     get_task(task)

@@ -95,7 +95,7 @@ def run_episode(env, policy: Policy, seed: int, *, record: bool = False, video: 
                 result.frames.append(np.concatenate([obs[k] for k in _image_keys(obs)], axis=1))
             approach.observe(obs, action)
             label, label_subtask = _label(labeller, obs, action, chunk.subtask)
-            if handover is not None and handover.expert_drives(obs["robot0_joint_pos"]):
+            if handover is not None and handover.expert_drives(label_subtask):
                 action = label
             next_obs, reward, terminated, truncated, _ = env.step(perturb(action) if perturb else action)
             done = terminated or truncated

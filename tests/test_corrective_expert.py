@@ -151,17 +151,17 @@ def test_collect_refuses_policy_options_without_a_learner(tmp_path, capsys):
     assert "--learner" in capsys.readouterr().err and not out.exists()
 
 
-def test_takeover_waits_for_a_still_learner_then_lets_the_expert_drive_then_hands_back():
-    tracker = TakeoverRule(still_steps=3, drive_steps=2).tracker()
-    moving = [tracker.expert_drives(np.full(7, 0.02 * t)) for t in range(5)]
-    still = [tracker.expert_drives(np.full(7, 0.2 + 0.001 * t)) for t in range(8)]
-    assert not any(moving)
-    # the first still pose anchors, the third step without moving hands over: the expert drives 2 steps, and
-    # after it the learner gets 3 still steps again
-    assert still == [False, False, False, True, True, False, False, True]
+def test_takeover_waits_for_a_stuck_learner_then_lets_the_expert_drive_then_hands_back():
+    tracker = TakeoverRule(stuck_steps=3, drive_steps=2).tracker()
+    getting_on = [tracker.expert_drives(label) for label in ("reach", "reach", "grasp", "grasp", "lift")]
+    stuck = [tracker.expert_drives("lower") for _ in range(9)]
+    assert not any(getting_on)
+    # the stretch's first "lower" and three more hand over: the expert drives 2 steps, then the learner gets
+    # a fresh stretch of 1 + 3 steps
+    assert stuck == [False, False, False, True, True, False, False, False, True]
     assert tracker.attrs() == {"takeovers": 2, "expert_driven_steps": 3}
     with pytest.raises(ValueError, match="--takeover"):
-        TakeoverRule(still_steps=0)
+        TakeoverRule(stuck_steps=0)
 
 
 def test_collect_with_takeover_lets_the_expert_finish_what_a_still_learner_cannot(tmp_path):
@@ -171,8 +171,8 @@ def test_collect_with_takeover_lets_the_expert_finish_what_a_still_learner_canno
     with h5py.File(out, "r") as f:
         demo = f["data/demo_0"]
         assert demo.attrs["driven_by"] == "hold"
-        assert demo.attrs["success"], "the expert, driving whenever the hold policy stood still, lifts the cube"
-        # the hold policy stood still for its first 10 steps, then the expert drove to the end in one takeover
+        assert demo.attrs["success"], "the expert, driving whenever the hold policy got stuck, lifts the cube"
+        # the hold policy stayed in "reach" for its first 10 steps, then the expert drove to the end in one takeover
         assert demo.attrs["takeovers"] == 1
         assert demo.attrs["num_samples"] == 10 + demo.attrs["expert_driven_steps"] < 150
         assert "takeover" in f["data"].attrs["env_args"]

@@ -143,9 +143,9 @@ def _add_collect_parser(sub) -> None:
                    help="DAgger: this policy (a checkpoint, `default`) drives and the expert, deciding from the "
                         "scene at every step, labels each state it visits; every episode is kept")
     p.add_argument("--takeover", type=POSITIVE_INT, metavar="STEPS",
-                   help="with --learner: once the learner has kept every arm joint within 0.01 rad for STEPS "
-                        "control steps, the expert drives for 60 steps, then hands back (HG-DAgger-style; "
-                        "recovery demos from where the learner stood still, without the stuck frames)")
+                   help="with --learner: once the expert has named the same subtask for the learner's states for "
+                        "STEPS control steps (stuck), the expert drives for 60 steps, then hands back "
+                        "(HG-DAgger-style: recovery demos from where the learner got stuck, without the stuck frames)")
     add_policy_options(p)
     add_run_options(p)
     p.set_defaults(func=cmd_collect)
