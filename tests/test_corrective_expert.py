@@ -164,7 +164,7 @@ def test_takeover_waits_for_a_stuck_learner_then_lets_the_expert_drive_then_hand
         TakeoverRule(stuck_steps=0)
 
 
-def test_collect_with_takeover_lets_the_expert_finish_what_a_still_learner_cannot(tmp_path):
+def test_collect_with_takeover_lets_the_expert_finish_what_a_stuck_learner_cannot(tmp_path):
     out = tmp_path / "takeover.hdf5"
     assert main(["collect", "--task", "lift", "--episodes", "1", "--seed", "30", "--learner", "hold", "--takeover",
                  "10", "--expert-yaw", "fixed", "--image-size", "48", "--quiet", "--out", str(out)]) == 0
