@@ -10,6 +10,7 @@ import pytest
 from policies.base import ActionChunk
 from sim.dataset import open_dataset
 from sim.experts.corrective import CorrectiveExpert
+from sim.experts.scripted import ExpertConfig, ScriptedExpert
 from sim.rollout import run_episode
 from sim.takeover import TakeoverRule
 from sim.tasks import COLORS, TASKS
@@ -82,6 +83,28 @@ def test_succeeds_from_reset_with_the_scripted_experts_labels(env_cache, task_na
     phases = _phases(result.subtasks)
     assert phases[:2] == [f"reach the {env.goal.target} cube", "grasp"]
     assert phases[-1] == ("release" if env.goal.base else "lift")
+
+
+@pytest.mark.parametrize("task_name", ["stack", "crate-three"])
+def test_labels_the_scripted_experts_own_states_as_the_scripted_expert_does(env_cache, task_name):
+    """DAgger's labels continue the demonstrations: where the scripted expert drives, the corrective expert
+    names the same subtask and commands the same joints and gripper at every step."""
+    env = env_cache(task_name)
+    config = ExpertConfig(align_yaw=False)  # as `vla collect --expert-yaw fixed` records them
+    obs, _ = env.reset(seed=2)
+    driver, labeller = ScriptedExpert(env, config), CorrectiveExpert(env, config)
+    driver.reset()
+    labeller.reset()
+    differing = []
+    for step in range(env.max_steps):
+        drive, label = driver.act(obs), labeller.act(obs)
+        if drive.subtask != label.subtask or not np.allclose(drive.actions, label.actions, atol=1e-4):
+            differing.append((step, drive.subtask, label.subtask, float(np.abs(drive.actions - label.actions).max())))
+        obs, _, done, truncated, _ = env.step(drive.actions[0])
+        if done or truncated:
+            break
+    assert env.is_success()
+    assert differing == []
 
 
 def test_refuses_push_goals_naming_how_to_collect_them(env_cache):

@@ -18,15 +18,17 @@ import numpy as np
 from policies.base import ActionChunk
 from sim.experts.ik import yaw_rotation
 from sim.experts.scene import Scene
-from sim.experts.scripted import GRIPPER_CLOSED, GRIPPER_OPEN, ExpertConfig, drop_offset, grasp_yaw_offset
+from sim.experts.scripted import (GRASP_STEPS, GRIPPER_CLOSED, GRIPPER_OPEN, RELEASE_STEPS, RETREAT_HEIGHT, ExpertConfig,
+                                  drop_offset, grasp_yaw_offset)
 from sim.fixtures import FIXTURES
 from sim.tasks import describe
 
-MAX_LEAD_M = 0.06  # the scripted expert's set-point runs at most 5.6 cm ahead of the grip site
-MAX_JOINT_LEAD_RAD = 0.25  # ... and its joint targets at most 0.17 rad ahead of the joints
-GRASP_SETTLE_STEPS = 12  # the scripted expert's grasp phase: fingers shut before lifting
+MAX_LEAD_M = 0.10  # the scripted expert's set-point runs up to 9.1 cm ahead of the grip site (crate-three)
+MAX_JOINT_LEAD_RAD = 0.30  # ... and its joint targets up to 0.25 rad ahead of the joints
+FIXTURE_DROP_REACH_M = 0.02  # a cube let go this far from its spot of a crate still falls clear of the others
 GRASP_GIVE_UP_STEPS = 30  # closing this long without holding the cube: open and approach again
-CLOSING_RATE = 0.01  # m/s: fingers parting slower than -this are shutting
+CLOSING_RATE = 0.01  # m/s: fingers parting slower than -this are shutting ...
+SHUTTING_MARGIN_M = 0.03  # ... once within this of the cube's width (fingers brushing a cube on the way down are not)
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,10 @@ class CorrectiveExpert:
         self.target_rot = self.down_rot
         self.steps = self.env.goal.steps
         self.step = self.steps[0]
-        self.drop = np.zeros(3)
         self.rest_z = {step.target: self.scene.cube_pos(step.target)[2] for step in self.steps}
         self.last: Decision | None = None
-        self.grasp_steps = 0
+        self.grasp_steps = self.release_steps = 0
+        self.grasp_point: np.ndarray | None = None  # the set-point where the fingers last began to close
 
     def act(self, observation=None) -> ActionChunk:
         decision = self.decide()
@@ -65,7 +67,10 @@ class CorrectiveExpert:
         step = np.clip(decision.target - self.setpoint, -self.config.max_speed, self.config.max_speed)
         self.setpoint = self.setpoint + step
         self.q_cmd = self.ik.solve(self.q_cmd, self.setpoint, self.target_rot)
+        if decision.label == "grasp" and self.grasp_steps == 0:
+            self.grasp_point = self.setpoint.copy()
         self.grasp_steps = self.grasp_steps + 1 if decision.label == "grasp" else 0
+        self.release_steps = self.release_steps + 1 if decision.label == "release" else 0
         self.last = decision
         return ActionChunk(np.append(self.q_cmd, decision.gripper)[None], subtask=decision.label)
 
@@ -73,23 +78,25 @@ class CorrectiveExpert:
     def decide(self) -> Decision:
         number = next((i for i, step in enumerate(self.steps) if not self._step_done(step)), len(self.steps) - 1)
         goal = self.step = self.steps[number]
-        self.drop = drop_offset(goal, len(self.steps))
         if goal.base is not None and self._placed(goal.target, goal.base):
-            return self._retreat(goal.base)
-        if number > 0 and self._still_at(self.steps[number - 1]):  # rise above where that cube went
-            self.drop = drop_offset(self.steps[number - 1], len(self.steps))
-            return self._retreat(self.steps[number - 1].base)
+            return self._retreat(goal)
+        if number > 0 and self._rising_from(self.steps[number - 1]):
+            return self._retreat(self.steps[number - 1])
         if self.scene.is_grasped(goal.target) and not self._settling():
-            return self._carry(goal.base)
+            return self._carry(goal)
         return self._pick(goal.target)
 
     def _step_done(self, step) -> bool:
         return step.base is not None and self._placed(step.target, step.base)
 
-    def _still_at(self, placed) -> bool:
-        """The fingers are still down by a cube just placed (they rise clear before the next step)."""
-        grip, cube = self.scene.grip_site_pos(), self.scene.cube_pos(placed.target)
-        return np.linalg.norm(grip[:2] - cube[:2]) < 0.05 and grip[2] < cube[2] + 0.06
+    def _rising_from(self, placed) -> bool:
+        """The fingers have not yet risen clear of where the `placed` step let its cube go (the scripted
+        expert rises RETREAT_HEIGHT above it before the next reach)."""
+        if not self._releasing():  # the next step has begun
+            return False
+        grip, clear = self.scene.grip_site_pos(), self._retreat_point(placed)
+        below = np.linalg.norm(grip[:2] - clear[:2]) < 0.05 and grip[2] < clear[2] + 2 * self.config.tolerance
+        return below and not self._settled_at(clear, 2 * self.config.tolerance)
 
     def _pick(self, color: str) -> Decision:
         cfg = self.config
@@ -100,32 +107,69 @@ class CorrectiveExpert:
         if self._closing(grip, cube):
             return Decision("grasp", self.setpoint.copy(), GRIPPER_CLOSED)
         reach = f"reach {describe(color)}"
-        if np.linalg.norm(grip - grasp_point) < cfg.tolerance / 2 and self._fingers_open(color):
+        if self._settled_at(grasp_point, cfg.tolerance / 2) and self._fingers_open(color):
             return Decision("grasp", self.setpoint.copy(), GRIPPER_CLOSED)
         hover = cube + [0, 0, cfg.hover_height]
-        above = np.linalg.norm(grip[:2] - cube[:2]) < 2 * cfg.tolerance and grip[2] < hover[2] + 2 * cfg.tolerance
-        return Decision(reach, grasp_point if above else hover, GRIPPER_OPEN)
+        return Decision(reach, grasp_point if self._descending(reach, grip, hover) else hover, GRIPPER_OPEN)
 
-    def _carry(self, base: str | None) -> Decision:
+    def _descending(self, reach: str, grip: np.ndarray, hover: np.ndarray) -> bool:
+        """Going down onto the cube: from the hover point once there (as the scripted expert does), and on down
+        once begun, or where a learner has already come down above the cube."""
+        tolerance = 2 * self.config.tolerance
+        column = np.linalg.norm(grip[:2] - hover[:2]) < tolerance and grip[2] < hover[2] + tolerance
+        begun = self.last is not None and self.last.label == reach and self.last.target[2] < hover[2] - tolerance
+        return self._settled_at(hover, tolerance) or column and (begun or grip[2] < hover[2] - tolerance)
+
+    def _carry(self, step) -> Decision:
         cfg = self.config
         grip = self.scene.grip_site_pos()
-        lift_z = self.rest_z[self.step.target] - cfg.grasp_depth + cfg.lift_height
-        if base is None:
-            return Decision("lift", np.array([grip[0], grip[1], lift_z]), GRIPPER_CLOSED)
-        on_base = self._on_base(base)
-        lowering = self.last is not None and self.last.label in ("lower", "release")
-        near_base = np.linalg.norm(grip[:2] - on_base[:2]) < (2 if lowering else 1) * cfg.tolerance
-        if near_base and (self._releasing() or np.linalg.norm(grip - on_base) < cfg.tolerance / 2):
+        lift = self._lift_point(step)
+        if step.base is None:
+            return Decision("lift", lift, GRIPPER_CLOSED)
+        on_base = self._on_base(step)
+        near_base = np.linalg.norm(grip[:2] - on_base[:2]) < self._drop_reach(step, lift)
+        if near_base and (self._releasing() or self._settled_at(on_base, cfg.tolerance / 2)):
             return Decision("release", self.setpoint.copy(), GRIPPER_OPEN)
         if near_base:
             return Decision("lower", on_base, GRIPPER_CLOSED)
-        if grip[2] < lift_z - cfg.tolerance:
-            return Decision("lift", np.array([grip[0], grip[1], lift_z]), GRIPPER_CLOSED)
-        carry_z = lift_z + 0.02
-        return Decision(f"move above {describe(base)}", np.array([on_base[0], on_base[1], carry_z]), GRIPPER_CLOSED)
+        if self._lifting(lift):
+            return Decision("lift", lift, GRIPPER_CLOSED)
+        carry_z = lift[2] + 0.02
+        return Decision(f"move above {describe(step.base)}", np.array([on_base[0], on_base[1], carry_z]),
+                        GRIPPER_CLOSED)
 
-    def _retreat(self, base: str) -> Decision:
-        return Decision("release", self._on_base(base) + [0, 0, 0.08], GRIPPER_OPEN)
+    def _drop_reach(self, step, lift: np.ndarray) -> float:
+        """How far (m, horizontally) from where its cube is let go the fingers may start lowering: the
+        scripted expert's tolerance; twice that once lowering; over a fixture, wherever a learner has already
+        come down below the lift height within FIXTURE_DROP_REACH_M of the cube's spot (it falls in from there)."""
+        cfg = self.config
+        if step.base in FIXTURES and self.scene.grip_site_pos()[2] < lift[2] - 2 * cfg.tolerance:
+            return FIXTURE_DROP_REACH_M
+        lowering = self.last is not None and self.last.label in ("lower", "release")
+        return (2 if lowering else 1) * cfg.tolerance
+
+    def _lift_point(self, step) -> np.ndarray:
+        """Straight up from where the fingers closed on the cube, as the scripted expert lifts (from above
+        the grip site once it has left there; from the cube's resting height if no grasp was seen)."""
+        grip, start = self.scene.grip_site_pos(), self.grasp_point
+        start_z = self.rest_z[step.target] - self.config.grasp_depth if start is None else start[2]
+        near = start is not None and np.linalg.norm(grip[:2] - start[:2]) <= 2 * self.config.tolerance
+        x, y = start[:2] if near else grip[:2]
+        return np.array([x, y, start_z + self.config.lift_height])
+
+    def _lifting(self, lift: np.ndarray) -> bool:
+        """Below the lift height, or its set-point still on the way there, and not yet carrying the cube over."""
+        last = self.last.label if self.last is not None else ""
+        if last.startswith("move above"):
+            return False
+        low = self.scene.grip_site_pos()[2] < lift[2] - self.config.tolerance
+        return low or (last == "lift" and np.linalg.norm(self.setpoint - lift) >= 1e-3)
+
+    def _retreat(self, placed) -> Decision:
+        """Let go where the fingers are for the scripted expert's release steps, then rise clear."""
+        if self.release_steps < RELEASE_STEPS:
+            return Decision("release", self.setpoint.copy(), GRIPPER_OPEN)
+        return Decision("release", self._retreat_point(placed), GRIPPER_OPEN)
 
     # -- scene tests ------------------------------------------------------------------------
     def _closing(self, grip: np.ndarray, cube: np.ndarray) -> bool:
@@ -137,11 +181,17 @@ class CorrectiveExpert:
         if self.last is not None and self.last.label == "grasp":
             return np.linalg.norm(grip - cube) < 2 * half
         around = np.linalg.norm(grip[:2] - cube[:2]) < 2 * self.config.tolerance and abs(grip[2] - cube[2]) < half
-        return around and self.scene.finger_gap_rate() < -CLOSING_RATE
+        shutting = self.scene.finger_gap_rate() < -CLOSING_RATE and self.scene.finger_gap() < 2 * half + SHUTTING_MARGIN_M
+        return around and shutting
 
     def _settling(self) -> bool:
         """Holding the cube, but the grasp has not had the scripted expert's time to tighten."""
-        return self.last is not None and self.last.label == "grasp" and self.grasp_steps < GRASP_SETTLE_STEPS
+        return self.last is not None and self.last.label == "grasp" and self.grasp_steps < GRASP_STEPS
+
+    def _settled_at(self, target: np.ndarray, tolerance: float) -> bool:
+        """The scripted expert's end of a phase: its set-point has arrived, and the grip site is near."""
+        grip = self.scene.grip_site_pos()
+        return np.linalg.norm(self.setpoint - target) < 1e-3 and np.linalg.norm(grip - target) < tolerance
 
     def _releasing(self) -> bool:
         return self.last is not None and self.last.label == "release"
@@ -159,9 +209,13 @@ class CorrectiveExpert:
         on_top = cube[2] > below[2] + self.scene.cube_half_height(base)
         return on_top and np.linalg.norm(cube[:2] - below[:2]) < 0.025 and not self.scene.is_grasped(color)
 
-    def _on_base(self, base: str) -> np.ndarray:
-        stack_height = 2 * self.scene.cube_half_height(base) + self.config.place_clearance
-        return self.scene.cube_pos(base) + self.drop + [0, 0, stack_height]
+    def _on_base(self, step) -> np.ndarray:
+        """Where the grip site lets `step`'s cube go: on its base, at its colour's spot of a fixture."""
+        stack_height = 2 * self.scene.cube_half_height(step.base) + self.config.place_clearance
+        return self.scene.cube_pos(step.base) + drop_offset(step, len(self.steps)) + [0, 0, stack_height]
+
+    def _retreat_point(self, placed) -> np.ndarray:
+        return self._on_base(placed) + [0, 0, RETREAT_HEIGHT]
 
     def _turn_to(self, color: str) -> None:
         if self.config.align_yaw:

@@ -25,6 +25,9 @@ from sim.fixtures import FIXTURES
 from sim.tasks import describe
 
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 1.0
+GRASP_STEPS = 12  # fingers shut on the cube before lifting
+RELEASE_STEPS = 10  # fingers open where they are before rising
+RETREAT_HEIGHT = 0.08  # m the fingers rise above where a cube was let go
 FIXTURE_DROP_SPOTS = {"red": (-0.04, -0.04), "green": (0.04, 0.04), "blue": (-0.04, 0.04)}  # m from a crate's centre
 
 
@@ -110,7 +113,7 @@ class ScriptedExpert:
             Phase(reach, hover, GRIPPER_OPEN, tolerance=2 * cfg.tolerance),
             Phase(reach, lambda: self._cube_pos(color, align=True) - [0, 0, cfg.grasp_depth], GRIPPER_OPEN,
                   tolerance=cfg.tolerance / 2, min_steps=3),
-            Phase("grasp", self._hold_grasp_point, GRIPPER_CLOSED, min_steps=12),
+            Phase("grasp", self._hold_grasp_point, GRIPPER_CLOSED, min_steps=GRASP_STEPS),
             Phase("lift", lambda: self.grasp_point + [0, 0, cfg.lift_height], GRIPPER_CLOSED,
                   tolerance=cfg.tolerance, max_steps=60),
         ]
@@ -132,8 +135,8 @@ class ScriptedExpert:
         return [
             Phase(f"move above {describe(base)}", above_base, GRIPPER_CLOSED, tolerance=cfg.tolerance),
             Phase("lower", on_base, GRIPPER_CLOSED, tolerance=cfg.tolerance / 2, min_steps=3),
-            Phase("release", lambda: self.setpoint.copy(), GRIPPER_OPEN, min_steps=10),
-            Phase("release", lambda: on_base() + [0, 0, 0.08], GRIPPER_OPEN, max_steps=10**6 if last else 80,
+            Phase("release", lambda: self.setpoint.copy(), GRIPPER_OPEN, min_steps=RELEASE_STEPS),
+            Phase("release", lambda: on_base() + [0, 0, RETREAT_HEIGHT], GRIPPER_OPEN, max_steps=10**6 if last else 80,
                   tolerance=None if last else 2 * cfg.tolerance),
         ]
 
