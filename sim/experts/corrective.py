@@ -25,10 +25,11 @@ from sim.tasks import describe
 
 MAX_LEAD_M = 0.10  # the scripted expert's set-point runs up to 9.1 cm ahead of the grip site (crate-three)
 MAX_JOINT_LEAD_RAD = 0.30  # ... and its joint targets up to 0.25 rad ahead of the joints
-FIXTURE_DROP_REACH_M = 0.02  # a cube let go this far from its spot of a crate still falls clear of the others
+LIFT_COLUMN_M = 0.03  # the lift goes straight up while the grip site is this near where the grasp began
+FIXTURE_DROP_REACH_M = 0.035  # a cube let go this far from its spot of a crate still falls clear of the others
 GRASP_GIVE_UP_STEPS = 30  # closing this long without holding the cube: open and approach again
 CLOSING_RATE = 0.01  # m/s: fingers parting slower than -this are shutting ...
-SHUTTING_MARGIN_M = 0.03  # ... once within this of the cube's width (fingers brushing a cube on the way down are not)
+SHUTTING_MARGIN_M = 0.035  # ... once within this of the cube's width (fingers brushing a cube on the way down are not)
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,11 @@ class CorrectiveExpert:
     # -- deciding the phase from the scene -------------------------------------------------
     def decide(self) -> Decision:
         number = next((i for i, step in enumerate(self.steps) if not self._step_done(step)), len(self.steps) - 1)
+        goal_changed = self.steps[number] is not self.step
         goal = self.step = self.steps[number]
         if goal.base is not None and self._placed(goal.target, goal.base):
             return self._retreat(goal)
-        if number > 0 and self._rising_from(self.steps[number - 1]):
+        if number > 0 and (goal_changed or self._releasing()) and self._rising_from(self.steps[number - 1]):
             return self._retreat(self.steps[number - 1])
         if self.scene.is_grasped(goal.target) and not self._settling():
             return self._carry(goal)
@@ -92,8 +94,6 @@ class CorrectiveExpert:
     def _rising_from(self, placed) -> bool:
         """The fingers have not yet risen clear of where the `placed` step let its cube go (the scripted
         expert rises RETREAT_HEIGHT above it before the next reach)."""
-        if not self._releasing():  # the next step has begun
-            return False
         grip, clear = self.scene.grip_site_pos(), self._retreat_point(placed)
         below = np.linalg.norm(grip[:2] - clear[:2]) < 0.05 and grip[2] < clear[2] + 2 * self.config.tolerance
         return below and not self._settled_at(clear, 2 * self.config.tolerance)
@@ -141,29 +141,40 @@ class CorrectiveExpert:
     def _drop_reach(self, step, lift: np.ndarray) -> float:
         """How far (m, horizontally) from where its cube is let go the fingers may start lowering: the
         scripted expert's tolerance; twice that once lowering; over a fixture, wherever a learner has already
-        come down below the lift height within FIXTURE_DROP_REACH_M of the cube's spot (it falls in from there)."""
+        come down below the lift height within FIXTURE_DROP_REACH_M of the cube's spot and inside the opening
+        (the cube falls in from there)."""
         cfg = self.config
-        if step.base in FIXTURES and self.scene.grip_site_pos()[2] < lift[2] - 2 * cfg.tolerance:
+        if step.base in FIXTURES and self._low_over_opening(step, lift):
             return FIXTURE_DROP_REACH_M
         lowering = self.last is not None and self.last.label in ("lower", "release")
         return (2 if lowering else 1) * cfg.tolerance
+
+    def _low_over_opening(self, step, lift: np.ndarray) -> bool:
+        grip, centre = self.scene.grip_site_pos(), self.scene.cube_pos(step.base)
+        inside = np.abs(grip[:2] - centre[:2]).max() + self.scene.cube_half_height(step.target) < FIXTURES[step.base].opening
+        return inside and grip[2] < lift[2] - 2 * self.config.tolerance
 
     def _lift_point(self, step) -> np.ndarray:
         """Straight up from where the fingers closed on the cube, as the scripted expert lifts (from above
         the grip site once it has left there; from the cube's resting height if no grasp was seen)."""
         grip, start = self.scene.grip_site_pos(), self.grasp_point
-        start_z = self.rest_z[step.target] - self.config.grasp_depth if start is None else start[2]
-        near = start is not None and np.linalg.norm(grip[:2] - start[:2]) <= 2 * self.config.tolerance
-        x, y = start[:2] if near else grip[:2]
-        return np.array([x, y, start_z + self.config.lift_height])
+        if start is None:
+            return np.array([grip[0], grip[1], self.rest_z[step.target] - self.config.grasp_depth + self.config.lift_height])
+        x, y = start[:2] if self._over_grasp_point() else grip[:2]
+        return np.array([x, y, start[2] + self.config.lift_height])
+
+    def _over_grasp_point(self) -> bool:
+        grip, start = self.scene.grip_site_pos(), self.grasp_point
+        return start is None or np.linalg.norm(grip[:2] - start[:2]) <= LIFT_COLUMN_M
 
     def _lifting(self, lift: np.ndarray) -> bool:
-        """Below the lift height, or its set-point still on the way there, and not yet carrying the cube over."""
+        """Straight up above where the cube was picked: below the lift height, or the set-point still on the way
+        there. Not once carrying it over, nor once the fingers have left that column (a learner carrying it low)."""
         last = self.last.label if self.last is not None else ""
-        if last.startswith("move above"):
+        grip = self.scene.grip_site_pos()
+        if last.startswith("move above") or not self._over_grasp_point():
             return False
-        low = self.scene.grip_site_pos()[2] < lift[2] - self.config.tolerance
-        return low or (last == "lift" and np.linalg.norm(self.setpoint - lift) >= 1e-3)
+        return grip[2] < lift[2] - self.config.tolerance or (last == "lift" and np.linalg.norm(self.setpoint - lift) >= 1e-3)
 
     def _retreat(self, placed) -> Decision:
         """Let go where the fingers are for the scripted expert's release steps, then rise clear."""
