@@ -5,8 +5,10 @@ decides the phase from where the gripper, the fingers and the cubes are now, so 
 any state a learned policy drives into (DAgger, `vla collect --learner`): a missed grasp is
 re-opened and approached again, the wrong cube is let go, a cube dropped on the way is picked
 up again, a gripper that drifted off the base goes back above it. Its targets, speeds and
-labels are the scripted expert's, so its labels continue the demonstrations. A long-horizon goal is
-worked on at its first step that does not hold yet (after a place, the fingers first rise clear of it).
+labels are the scripted expert's, so its labels continue the demonstrations: on the scripted
+expert's own states it names the same subtask and commands the same joints and gripper at every
+step. A long-horizon goal is worked on at its first step that does not hold yet (after a place,
+the fingers first rise clear of it).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import numpy as np
 from policies.base import ActionChunk
 from sim.experts.ik import yaw_rotation
 from sim.experts.scene import Scene
-from sim.experts.scripted import (GRASP_STEPS, GRIPPER_CLOSED, GRIPPER_OPEN, RELEASE_STEPS, RETREAT_HEIGHT, ExpertConfig,
-                                  drop_offset, grasp_yaw_offset)
+from sim.experts.scripted import (GRASP_STEPS, GRIPPER_CLOSED, GRIPPER_OPEN, RELEASE_STEPS, RETREAT_HEIGHT,
+                                  ExpertConfig, drop_offset, grasp_yaw_offset)
 from sim.fixtures import FIXTURES
 from sim.tasks import describe
 
@@ -151,7 +153,8 @@ class CorrectiveExpert:
 
     def _low_over_opening(self, step, lift: np.ndarray) -> bool:
         grip, centre = self.scene.grip_site_pos(), self.scene.cube_pos(step.base)
-        inside = np.abs(grip[:2] - centre[:2]).max() + self.scene.cube_half_height(step.target) < FIXTURES[step.base].opening
+        half = self.scene.cube_half_height(step.target)
+        inside = np.abs(grip[:2] - centre[:2]).max() + half < FIXTURES[step.base].opening
         return inside and grip[2] < lift[2] - 2 * self.config.tolerance
 
     def _lift_point(self, step) -> np.ndarray:
@@ -159,7 +162,7 @@ class CorrectiveExpert:
         the grip site once it has left there; from the cube's resting height if no grasp was seen)."""
         grip, start = self.scene.grip_site_pos(), self.grasp_point
         if start is None:
-            return np.array([grip[0], grip[1], self.rest_z[step.target] - self.config.grasp_depth + self.config.lift_height])
+            start = np.array([grip[0], grip[1], self.rest_z[step.target] - self.config.grasp_depth])
         x, y = start[:2] if self._over_grasp_point() else grip[:2]
         return np.array([x, y, start[2] + self.config.lift_height])
 
@@ -174,7 +177,8 @@ class CorrectiveExpert:
         grip = self.scene.grip_site_pos()
         if last.startswith("move above") or not self._over_grasp_point():
             return False
-        return grip[2] < lift[2] - self.config.tolerance or (last == "lift" and np.linalg.norm(self.setpoint - lift) >= 1e-3)
+        on_the_way = last == "lift" and np.linalg.norm(self.setpoint - lift) >= 1e-3
+        return grip[2] < lift[2] - self.config.tolerance or on_the_way
 
     def _retreat(self, placed) -> Decision:
         """Let go where the fingers are for the scripted expert's release steps, then rise clear."""
@@ -192,7 +196,8 @@ class CorrectiveExpert:
         if self.last is not None and self.last.label == "grasp":
             return np.linalg.norm(grip - cube) < 2 * half
         around = np.linalg.norm(grip[:2] - cube[:2]) < 2 * self.config.tolerance and abs(grip[2] - cube[2]) < half
-        shutting = self.scene.finger_gap_rate() < -CLOSING_RATE and self.scene.finger_gap() < 2 * half + SHUTTING_MARGIN_M
+        gap = self.scene.finger_gap()
+        shutting = self.scene.finger_gap_rate() < -CLOSING_RATE and gap < 2 * half + SHUTTING_MARGIN_M
         return around and shutting
 
     def _settling(self) -> bool:
