@@ -20,8 +20,8 @@ import numpy as np
 from policies.base import ActionChunk
 from sim.experts.ik import yaw_rotation
 from sim.experts.scene import Scene
-from sim.experts.scripted import (GRASP_STEPS, GRIPPER_CLOSED, GRIPPER_OPEN, RELEASE_STEPS, RETREAT_HEIGHT,
-                                  ExpertConfig, drop_offset, grasp_yaw_offset)
+from sim.experts.scripted import (CARRY_CLEARANCE, GRASP_STEPS, GRIPPER_CLOSED, GRIPPER_OPEN, RELEASE_STEPS,
+                                  RETREAT_HEIGHT, SETTLED_M, ExpertConfig, drop_offset, grasp_yaw_offset, settled_at)
 from sim.fixtures import FIXTURES
 from sim.tasks import describe
 
@@ -136,7 +136,7 @@ class CorrectiveExpert:
             return Decision("lower", on_base, GRIPPER_CLOSED)
         if self._lifting(lift):
             return Decision("lift", lift, GRIPPER_CLOSED)
-        carry_z = lift[2] + 0.02
+        carry_z = lift[2] + CARRY_CLEARANCE
         return Decision(f"move above {describe(step.base)}", np.array([on_base[0], on_base[1], carry_z]),
                         GRIPPER_CLOSED)
 
@@ -177,7 +177,7 @@ class CorrectiveExpert:
         grip = self.scene.grip_site_pos()
         if last.startswith("move above") or not self._over_grasp_point():
             return False
-        on_the_way = last == "lift" and np.linalg.norm(self.setpoint - lift) >= 1e-3
+        on_the_way = last == "lift" and np.linalg.norm(self.setpoint - lift) >= SETTLED_M
         return grip[2] < lift[2] - self.config.tolerance or on_the_way
 
     def _retreat(self, placed) -> Decision:
@@ -205,9 +205,8 @@ class CorrectiveExpert:
         return self.last is not None and self.last.label == "grasp" and self.grasp_steps < GRASP_STEPS
 
     def _settled_at(self, target: np.ndarray, tolerance: float) -> bool:
-        """The scripted expert's end of a phase: its set-point has arrived, and the grip site is near."""
-        grip = self.scene.grip_site_pos()
-        return np.linalg.norm(self.setpoint - target) < 1e-3 and np.linalg.norm(grip - target) < tolerance
+        """The scripted expert's end of a phase, for this expert's set-point."""
+        return settled_at(self.setpoint, self.scene.grip_site_pos(), target, tolerance)
 
     def _releasing(self) -> bool:
         return self.last is not None and self.last.label == "release"

@@ -28,6 +28,8 @@ GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 1.0
 GRASP_STEPS = 12  # fingers shut on the cube before lifting
 RELEASE_STEPS = 10  # fingers open where they are before rising
 RETREAT_HEIGHT = 0.08  # m the fingers rise above where a cube was let go
+CARRY_CLEARANCE = 0.02  # m a held cube is carried above its lift height
+SETTLED_M = 1e-3  # a set-point this near its phase's target has arrived
 FIXTURE_DROP_SPOTS = {"red": (-0.04, -0.04), "green": (0.04, 0.04), "blue": (-0.04, 0.04)}  # m from a crate's centre
 
 
@@ -123,7 +125,7 @@ class ScriptedExpert:
         last place of a goal keeps rising until the episode ends."""
         cfg = self.config
         offset = np.zeros(3) if offset is None else offset
-        carry_height = cfg.lift_height + 0.02
+        carry_height = cfg.lift_height + CARRY_CLEARANCE
 
         def above_base() -> np.ndarray:
             return (self._cube_pos(base) + offset) * [1, 1, 0] + [0, 0, self.grasp_point[2] + carry_height]
@@ -185,9 +187,7 @@ class ScriptedExpert:
             return False
         if self.phase_steps >= phase.max_steps or phase.tolerance is None:
             return True
-        target = phase.target()
-        settled = np.linalg.norm(self.setpoint - target) < 1e-3
-        return settled and np.linalg.norm(self.scene.grip_site_pos() - target) < phase.tolerance
+        return settled_at(self.setpoint, self.scene.grip_site_pos(), phase.target(), phase.tolerance)
 
     # -- privileged state ----------------------------------------------------------------
     def _hold_grasp_point(self) -> np.ndarray:
@@ -199,6 +199,11 @@ class ScriptedExpert:
         if align and self.config.align_yaw:
             self.target_rot = yaw_rotation(grasp_yaw_offset(self.scene.cube_quat(color), self.down_rot)) @ self.down_rot
         return self.scene.cube_pos(color)
+
+
+def settled_at(setpoint: np.ndarray, grip: np.ndarray, target: np.ndarray, tolerance: float) -> bool:
+    """Where a phase ends: the set-point has arrived at the target and the grip site is within `tolerance` of it."""
+    return np.linalg.norm(setpoint - target) < SETTLED_M and np.linalg.norm(grip - target) < tolerance
 
 
 def drop_offset(step, steps: int) -> np.ndarray:
