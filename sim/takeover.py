@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 DRIVE_STEPS = 60  # control steps the expert drives once it has taken over (3 s at 20 Hz)
 ATTR_TAKEOVERS = "takeovers"
 ATTR_EXPERT_STEPS = "expert_driven_steps"
+ATTR_EXPERT_SPANS = "expert_driven_spans"  # (N, 2) int: [first, end) frame of each stretch the expert drove
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class TakeoverRule:
 
 class TakeoverTracker:
     """Call expert_drives(subtask) once per control step with the expert's label for the state, before the
-    step executes; counts what it hands over."""
+    step executes; counts what it hands over and records which steps (frames) the expert drove."""
 
     def __init__(self, rule: TakeoverRule):
         self.rule = rule
@@ -42,11 +45,18 @@ class TakeoverTracker:
         self.driving_left = 0
         self.takeovers = 0
         self.expert_steps = 0
+        self.frame = -1  # the control step being decided
+        self.spans: list[list[int]] = []
 
     def expert_drives(self, subtask: str) -> bool:
+        self.frame += 1
+        return self._decide(subtask)
+
+    def _decide(self, subtask: str) -> bool:
         if self.driving_left > 0:
             self.driving_left -= 1
             self.expert_steps += 1
+            self._extend_span()
             self.subtask = None  # the learner's stretch starts afresh when it drives again
             return True
         if subtask != self.subtask:
@@ -57,7 +67,14 @@ class TakeoverTracker:
             return False
         self.takeovers += 1
         self.driving_left = self.rule.drive_steps
-        return self.expert_drives(subtask)
+        return self._decide(subtask)
+
+    def _extend_span(self) -> None:
+        if self.spans and self.spans[-1][1] == self.frame:
+            self.spans[-1][1] += 1
+        else:
+            self.spans.append([self.frame, self.frame + 1])
 
     def attrs(self) -> dict:
-        return {ATTR_TAKEOVERS: self.takeovers, ATTR_EXPERT_STEPS: self.expert_steps}
+        spans = np.array(self.spans, dtype=np.int64).reshape(-1, 2)
+        return {ATTR_TAKEOVERS: self.takeovers, ATTR_EXPERT_STEPS: self.expert_steps, ATTR_EXPERT_SPANS: spans}

@@ -182,7 +182,9 @@ def test_takeover_waits_for_a_stuck_learner_then_lets_the_expert_drive_then_hand
     # the stretch's first "lower" and three more hand over: the expert drives 2 steps, then the learner gets
     # a fresh stretch of 1 + 3 steps
     assert stuck == [False, False, False, True, True, False, False, False, True]
-    assert tracker.attrs() == {"takeovers": 2, "expert_driven_steps": 3}
+    attrs = tracker.attrs()
+    assert (attrs["takeovers"], attrs["expert_driven_steps"]) == (2, 3)
+    assert attrs["expert_driven_spans"].tolist() == [[8, 10], [13, 14]]  # frames 5-13 are the stuck ones
     with pytest.raises(ValueError, match="--takeover"):
         TakeoverRule(stuck_steps=0)
 
@@ -198,6 +200,7 @@ def test_collect_with_takeover_lets_the_expert_finish_what_a_stuck_learner_canno
         # the hold policy stayed in "reach" for its first 10 steps, then the expert drove to the end in one takeover
         assert demo.attrs["takeovers"] == 1
         assert demo.attrs["num_samples"] == 10 + demo.attrs["expert_driven_steps"] < 150
+        assert demo.attrs["expert_driven_spans"].tolist() == [[10, int(demo.attrs["num_samples"])]]
         assert "takeover" in f["data"].attrs["env_args"]
 
 
