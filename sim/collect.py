@@ -27,7 +27,7 @@ class CollectReport:
     failed: int
     attempts: int
     wall_s: float
-    first_demo: str | None
+    written: int  # demos written: one per kept episode, or the expert's stretches of them (--takeover-only)
 
     @property
     def episodes_per_min(self) -> float:
@@ -57,7 +57,8 @@ def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int =
 
     With a `learner` (DAgger): the learner drives and `policy`, a corrective expert, labels
     every state it visits; every episode is kept, whether the learner succeeded or not. With a
-    `takeover` rule as well, the expert drives whenever the learner is stuck (sim.takeover)."""
+    `takeover` rule as well, the expert drives whenever the learner is stuck (sim.takeover), and with its
+    `expert_only` only the stretches it drove are kept, each a demo of its own."""
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     get_task(task)
@@ -74,28 +75,33 @@ def collect(task: str, episodes: int, out: str, *, seed: int = 0, workers: int =
     started = time.perf_counter()
     with dataset_output(out, task, attrs, append=append) as writer:
         results = run_seeds(spec, itertools.islice(itertools.count(seed), max_attempts), workers)
-        kept, failed, first_demo = _keep_episodes(results, writer, episodes, learner, _bar(episodes, progress))
+        kept, failed, written = _keep_episodes(results, writer, episodes, learner, takeover,
+                                               _bar(episodes, progress))
         if kept < episodes:  # raised inside: a file this run created and left empty is removed
             saved = f"{kept} were saved to {out}" if kept else "none was saved"
             raise RuntimeError(f"only {kept} of {episodes} episodes succeeded in {max_attempts} attempts "
                                f"({failed} failed); {saved}")
+    if not written:
+        raise RuntimeError(f"the expert never took over in {kept} episodes of {learner}, so --takeover-only kept "
+                           f"nothing: give a smaller --takeover than {takeover.stuck_steps}")
     attempts = kept if learner else kept + failed
-    return CollectReport(out, kept, failed, attempts, time.perf_counter() - started, first_demo)
+    return CollectReport(out, kept, failed, attempts, time.perf_counter() - started, written)
 
 
-def _keep_episodes(results, writer, episodes: int, learner: str | None, bar) -> tuple[int, int, str | None]:
-    """Write the successful results (every one with a learner) until `episodes` are kept; then stop the
-    workers. -> (kept, failed, name of the first demo written)."""
-    kept = failed = 0
-    first_demo = None
+def _keep_episodes(results, writer, episodes: int, learner: str | None, takeover: TakeoverRule | None,
+                   bar) -> tuple[int, int, int]:
+    """Write the successful results (every one with a learner; of each, what the `takeover` rule keeps) until
+    `episodes` are kept; then stop the workers. -> (kept, failed, demos written)."""
+    kept = failed = written = 0
     try:
         for result in results:
             failed += not result.success
             if result.success or learner:
                 if learner:
                     result.episode.extra_attrs[DRIVEN_BY_ATTR] = learner
-                name = writer.write(result.episode)
-                first_demo = first_demo or name
+                for episode in takeover.kept(result.episode) if takeover else [result.episode]:
+                    writer.write(episode)
+                    written += 1
                 kept += 1
                 bar.update(1)
             bar.set_postfix(failed=failed)
@@ -104,7 +110,7 @@ def _keep_episodes(results, writer, episodes: int, learner: str | None, bar) -> 
     finally:
         results.close()
         bar.close()
-    return kept, failed, first_demo
+    return kept, failed, written
 
 
 def _bar(total: int, enabled: bool):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,3 +32,14 @@ class Episode:
     @property
     def num_samples(self) -> int:
         return int(self.actions.shape[0])
+
+    def frames(self, start: int, end: int) -> Episode:
+        """Steps start..end-1 as an episode of their own: successful only if it ends where this one
+        succeeded."""
+        if not 0 <= start < end <= self.num_samples:
+            raise ValueError(f"frames {start}..{end} are not inside an episode of {self.num_samples} steps")
+        window = slice(start, end)
+        return replace(self, actions=self.actions[window], states=self.states[window],
+                       observations={key: value[window] for key, value in self.observations.items()},
+                       rewards=self.rewards[window], dones=self.dones[window], subtasks=self.subtasks[window],
+                       success=self.success and end == self.num_samples, extra_attrs=dict(self.extra_attrs))

@@ -5,7 +5,9 @@ cube, never closing; hovering a few centimetres off a cube) fills the rest of th
 of near-identical frames. With a takeover rule, once the labelling expert has named the same subtask for
 the learner's states for `stuck_steps` control steps (the learner is not getting on: 95% of the phases in
 crate-three's expert demos are over within 40 steps), the expert drives for `drive_steps` steps (its own labels
-executed: a recovery demonstrated from the very state the learner was stuck in), then hands back.
+executed: a recovery demonstrated from the very state the learner was stuck in), then hands back. With
+`expert_only` (`--takeover-only`), only those stretches are kept, each a demo of its own, as HG-DAgger keeps
+its expert's interventions: the learner-driven frames, labelled or not, stay out of the dataset.
 """
 
 from __future__ import annotations
@@ -14,21 +16,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.episode import Episode
+
 DRIVE_STEPS = 60  # control steps the expert drives once it has taken over (3 s at 20 Hz)
 ATTR_TAKEOVERS = "takeovers"
 ATTR_EXPERT_STEPS = "expert_driven_steps"
 ATTR_EXPERT_SPANS = "expert_driven_spans"  # (N, 2) int: [first, end) frame of each stretch the expert drove
+ATTR_SOURCE_FRAMES = "source_frames"  # [first, end) of a kept stretch in the learner's episode
 
 
 @dataclass(frozen=True)
 class TakeoverRule:
     stuck_steps: int  # the expert named one subtask for the learner's states this many control steps ...
     drive_steps: int = DRIVE_STEPS  # ... so the expert drives for this many
+    expert_only: bool = False  # keep only the stretches the expert drove (expert_stretches)
 
     def __post_init__(self):
         if self.stuck_steps < 1 or self.drive_steps < 1:
             raise ValueError(f"--takeover needs at least 1 stuck step and 1 expert step, got {self.stuck_steps} "
                              f"and {self.drive_steps}")
+
+    def kept(self, episode: Episode) -> list[Episode]:
+        """What a collection keeps of one learner episode."""
+        return expert_stretches(episode) if self.expert_only else [episode]
 
     def tracker(self) -> TakeoverTracker:
         return TakeoverTracker(self)
@@ -78,3 +88,13 @@ class TakeoverTracker:
     def attrs(self) -> dict:
         spans = np.array(self.spans, dtype=np.int64).reshape(-1, 2)
         return {ATTR_TAKEOVERS: self.takeovers, ATTR_EXPERT_STEPS: self.expert_steps, ATTR_EXPERT_SPANS: spans}
+
+
+def expert_stretches(episode: Episode) -> list[Episode]:
+    """Each stretch of a takeover episode that the expert drove, as an episode of its own."""
+    stretches = []
+    for start, end in np.asarray(episode.extra_attrs[ATTR_EXPERT_SPANS]).reshape(-1, 2).tolist():
+        stretch = episode.frames(start, end)
+        stretch.extra_attrs.update({ATTR_EXPERT_SPANS: np.array([[0, end - start]]), ATTR_SOURCE_FRAMES: [start, end]})
+        stretches.append(stretch)
+    return stretches

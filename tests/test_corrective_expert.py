@@ -9,6 +9,7 @@ import pytest
 
 from policies.base import ActionChunk
 from sim.dataset import open_dataset
+from sim.episode import Episode
 from sim.experts.corrective import CorrectiveExpert
 from sim.experts.scripted import ExpertConfig, ScriptedExpert
 from sim.rollout import run_episode
@@ -202,6 +203,36 @@ def test_collect_with_takeover_lets_the_expert_finish_what_a_stuck_learner_canno
         assert demo.attrs["num_samples"] == 10 + demo.attrs["expert_driven_steps"] < 150
         assert demo.attrs["expert_driven_spans"].tolist() == [[10, int(demo.attrs["num_samples"])]]
         assert "takeover" in f["data"].attrs["env_args"]
+
+
+def test_takeover_only_keeps_the_stretches_the_expert_drove_as_demos_of_their_own(tmp_path):
+    args = ["collect", "--task", "lift", "--episodes", "1", "--seed", "30", "--learner", "hold", "--takeover", "10",
+            "--expert-yaw", "fixed", "--image-size", "48", "--quiet"]
+    whole, stretches = tmp_path / "whole.hdf5", tmp_path / "stretches.hdf5"
+    assert main(args + ["--out", str(whole)]) == 0
+    assert main(args + ["--takeover-only", "--out", str(stretches)]) == 0
+    with h5py.File(whole, "r") as f, h5py.File(stretches, "r") as g:
+        learner_run, kept = f["data/demo_0"], g["data/demo_0"]
+        assert list(g["data"]) == ["demo_0"], "one takeover, one demo"
+        start, end = kept.attrs["source_frames"]
+        assert (start, end) == (10, learner_run.attrs["num_samples"])  # the hold policy's 10 frames are left out
+        np.testing.assert_array_equal(kept["actions"][()], learner_run["actions"][start:end])
+        np.testing.assert_array_equal(kept["states"][()], learner_run["states"][start:end])
+        np.testing.assert_array_equal(kept["obs/agentview_image"][()], learner_run["obs/agentview_image"][start:end])
+        assert kept.attrs["success"] and kept.attrs["expert_driven_spans"].tolist() == [[0, end - start]]
+
+
+def test_an_episodes_frames_are_checked_against_its_length():
+    with pytest.raises(ValueError, match="not inside an episode of"):
+        Episode(seed=0, instruction="", goal={}, actions=np.zeros((3, 8)), observations={}, states=np.zeros((3, 4)),
+                rewards=np.zeros(3), dones=np.zeros(3), subtasks=[""] * 3, model_file="", success=True).frames(2, 4)
+
+
+def test_collect_refuses_takeover_only_without_takeover(tmp_path, capsys):
+    out = tmp_path / "x.hdf5"
+    assert main(["collect", "--task", "lift", "--episodes", "1", "--learner", "hold", "--takeover-only",
+                 "--out", str(out)]) == 2
+    assert "--takeover STEPS" in capsys.readouterr().err and not out.exists()
 
 
 def test_collect_refuses_takeover_without_a_learner(tmp_path, capsys):

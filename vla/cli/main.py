@@ -21,7 +21,6 @@ def cmd_collect(args) -> int:
     from sim.action_noise import ActionNoise
     from sim.collect import collect
     from sim.policy_loader import PolicyOptions, expert_name
-    from sim.takeover import TakeoverRule
 
     noise = ActionNoise(args.action_noise) if args.action_noise else None
     options = policy_options(args)
@@ -32,12 +31,21 @@ def cmd_collect(args) -> int:
     report = collect(args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, policy=policy,
                      append=args.append, env_config=env_config(args), progress=not args.quiet, noise=noise,
                      learner=args.learner, learner_options=options,
-                     takeover=TakeoverRule(args.takeover) if args.takeover else None)
+                     takeover=takeover_rule(args))
     kept = (f"kept {report.kept} episodes of {args.learner} labelled by {policy} ({report.failed} not successful)"
+            + (f", as the {report.written} stretches the expert drove" if args.takeover_only else "")
             if args.learner else f"kept {report.kept} successful episodes, {report.failed} failed "
             f"({report.attempts} attempts)")
     print(f"{kept} in {report.wall_s:.1f} s = {report.episodes_per_min:.1f} episodes/min -> {report.out}")
     return 0
+
+
+def takeover_rule(args):
+    from sim.takeover import TakeoverRule
+
+    if args.takeover_only and not args.takeover:
+        raise ValueError("--takeover-only keeps the stretches the expert drove: give --takeover STEPS as well")
+    return TakeoverRule(args.takeover, expert_only=args.takeover_only) if args.takeover else None
 
 
 def cmd_eval(args) -> int:
@@ -146,6 +154,9 @@ def _add_collect_parser(sub) -> None:
                    help="with --learner: once the expert has named the same subtask for the learner's states for "
                         "STEPS control steps (stuck), the expert drives for 60 steps, then hands back "
                         "(HG-DAgger-style: recovery demos from where the learner got stuck, without the stuck frames)")
+    p.add_argument("--takeover-only", action="store_true",
+                   help="with --takeover: keep only the stretches the expert drove, each as a demo of its own "
+                        "(HG-DAgger); the learner-driven frames are left out")
     add_policy_options(p)
     add_run_options(p)
     p.set_defaults(func=cmd_collect)
