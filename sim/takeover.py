@@ -54,7 +54,6 @@ class TakeoverTracker:
         self.repeats = 0  # steps of the stretch after its first
         self.driving_left = 0
         self.takeovers = 0
-        self.expert_steps = 0
         self.frame = -1  # the control step being decided
         self.spans: list[list[int]] = []
 
@@ -65,7 +64,6 @@ class TakeoverTracker:
     def _decide(self, subtask: str) -> bool:
         if self.driving_left > 0:
             self.driving_left -= 1
-            self.expert_steps += 1
             self._extend_span()
             self.subtask = None  # the learner's stretch starts afresh when it drives again
             return True
@@ -87,7 +85,8 @@ class TakeoverTracker:
 
     def attrs(self) -> dict:
         spans = np.array(self.spans, dtype=np.int64).reshape(-1, 2)
-        return {ATTR_TAKEOVERS: self.takeovers, ATTR_EXPERT_STEPS: self.expert_steps, ATTR_EXPERT_SPANS: spans}
+        expert_steps = int((spans[:, 1] - spans[:, 0]).sum())
+        return {ATTR_TAKEOVERS: self.takeovers, ATTR_EXPERT_STEPS: expert_steps, ATTR_EXPERT_SPANS: spans}
 
 
 def expert_stretches(episode: Episode) -> list[Episode]:
