@@ -3,9 +3,10 @@
 Per episode: whether the policy ever commanded the gripper closed, and the sideways (x-y) distance
 between the gripper and the target cube at the step where the gripper was nearest the cube's height,
 the lowest point of the approach. A policy that descends beside the cube shows a large offset; one
-that grasps shows ~1-2 cm. On long-horizon tasks also how many of the goal's steps were done, in order
-(a step counts once it holds with every earlier one counted). Reads privileged simulator state, so it exists
-only in simulation.
+that grasps shows ~1-2 cm. On long-horizon tasks also how many of the goal's steps were done, in order: a step
+counts once it and every earlier step have held together for SETTLED_STEPS control steps, or at the episode's end
+(a success ends the episode at once). A cube that touches its base for a moment while carried, or slides off it
+right after the release, is not a step done. Reads privileged simulator state, so it exists only in simulation.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 GRIPPER_CLOSE_COMMAND = 0.5  # action[-1] above this closes the gripper (sim/env.py)
 AT_CUBE_CM = 3.0  # an approach this close sideways puts the cube between the open fingers
+SETTLED_STEPS = 10  # control steps (0.5 s) a placement stands before it counts as a step done
 
 
 class ApproachTracker:
@@ -24,6 +26,7 @@ class ApproachTracker:
         self.best_height_gap, self.offset_m = np.inf, None
         self.steps = env.goal.steps if env.goal.then else ()
         self.steps_done = 0
+        self.held_for = [0] * len(self.steps)  # control steps each prefix of the goal's steps has held, unbroken
 
     def observe(self, obs: dict, action: np.ndarray) -> None:
         self.closed = self.closed or float(action[-1]) > GRIPPER_CLOSE_COMMAND
@@ -36,13 +39,19 @@ class ApproachTracker:
             self.best_height_gap, self.offset_m = abs(gap[2]), float(np.linalg.norm(gap[:2]))
 
     def _count_steps_done(self) -> None:
-        if self.steps_done < len(self.steps):
-            step = self.steps[self.steps_done]
-            self.steps_done += self.env.suite_env.step_holds(step.target, step.base)
+        standing = self._standing()
+        self.held_for = [held + 1 if k < standing else 0 for k, held in enumerate(self.held_for)]
+        self.steps_done = max([self.steps_done] + [k + 1 for k, held in enumerate(self.held_for)
+                                                   if held >= SETTLED_STEPS])
+
+    def _standing(self) -> int:
+        """How many of the goal's steps hold now, counted in order up to the first that does not."""
+        holds = (self.env.suite_env.step_holds(step.target, step.base) for step in self.steps)
+        return next((k for k, held in enumerate(holds) if not held), len(self.steps))
 
     def summary(self) -> dict:
-        """At the end of the episode (its last state counts too)."""
-        self._count_steps_done()
+        """At the end of the episode (what stands in its last state counts, however briefly)."""
+        self.steps_done = max(self.steps_done, self._standing())
         offset = None if self.offset_m is None else round(100 * self.offset_m, 2)
         progress = {"steps_done": self.steps_done} if self.steps else {}
         return {"closed_gripper": self.closed, "approach_offset_cm": offset, **progress}

@@ -222,6 +222,17 @@ def test_takeover_only_keeps_the_stretches_the_expert_drove_as_demos_of_their_ow
         assert kept.attrs["success"] and kept.attrs["expert_driven_spans"].tolist() == [[0, end - start]]
 
 
+def test_takeover_only_with_no_takeover_is_a_clear_error_and_leaves_no_file(tmp_path, capsys):
+    out = tmp_path / "stretches.hdf5"
+    code = main(["collect", "--task", "lift", "--episodes", "1", "--seed", "30", "--learner", "hold", "--takeover",
+                 "1000", "--takeover-only", "--expert-yaw", "fixed", "--image-size", "48", "--quiet",
+                 "--out", str(out)])  # lift ends long before the hold policy has been stuck for 1000 steps
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "the expert never took over in 1 episodes of hold" in err and "smaller --takeover than 1000" in err
+    assert not out.exists()
+
+
 def test_an_episodes_frames_are_checked_against_its_length():
     with pytest.raises(ValueError, match="not inside an episode of"):
         Episode(seed=0, instruction="", goal={}, actions=np.zeros((3, 8)), observations={}, states=np.zeros((3, 4)),

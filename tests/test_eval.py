@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 
 from sim.stats import wilson_interval
@@ -75,6 +76,43 @@ def test_failures_of_long_horizon_episodes_say_how_many_steps_were_done():
                for steps in (0, 1, 1)] + [{"success": True, "closed_gripper": True, "approach_offset_cm": 1.0,
                                             "steps_done": 2}]
     assert summarize_failures(details)["steps_done"] == {"0": 1, "1": 2}
+
+
+class _TowerScene:
+    """What ApproachTracker reads of an env, the goal's steps holding as the test says."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from sim.tasks import Goal
+
+        self.goal = Goal("green", "red", then=(Goal("blue", "green"),))
+        self.task = SimpleNamespace(cube_bodies={})  # no approach to track: only the steps
+        self.holding = set()
+        self.suite_env = SimpleNamespace(step_holds=lambda target, base: target in self.holding)
+
+
+def test_a_step_counts_once_it_has_stood_with_the_earlier_ones_not_when_it_touches_its_base_for_a_moment():
+    from sim.approach import SETTLED_STEPS, ApproachTracker
+
+    scene = _TowerScene()
+    tracker = ApproachTracker(scene)
+
+    def hold(cubes, steps):
+        scene.holding = set(cubes)
+        for _ in range(steps):
+            tracker.observe({}, np.zeros(8))
+
+    hold({"green"}, 2)  # brushed its base while carried, or slid off after the release
+    hold(set(), 5)
+    assert tracker.summary()["steps_done"] == 0
+    hold({"blue"}, SETTLED_STEPS + 5)  # the second cube on the first, which lies on the table: not in order
+    assert tracker.summary()["steps_done"] == 0
+    hold({"green"}, SETTLED_STEPS)
+    hold(set(), 3)
+    assert tracker.summary()["steps_done"] == 1  # stood long enough: done, even if it falls later
+    hold({"green", "blue"}, 1)  # the episode ends the moment the tower stands
+    assert tracker.summary()["steps_done"] == 2
 
 
 def test_a_long_horizon_eval_counts_the_steps_done_in_order(tmp_path, capsys):
