@@ -106,7 +106,7 @@ def test_a_step_counts_once_it_has_stood_with_the_earlier_ones_not_when_it_touch
     hold({"green"}, 2)  # brushed its base while carried, or slid off after the release
     hold(set(), 5)
     assert tracker.summary()["steps_done"] == 0
-    hold({"blue"}, SETTLED_STEPS + 5)  # the second cube on the first, which lies on the table: not in order
+    hold({"blue"}, SETTLED_STEPS + 5)  # the top cube on the middle one, which lies on the table: not in order
     assert tracker.summary()["steps_done"] == 0
     hold({"green"}, SETTLED_STEPS)
     hold(set(), 3)
