@@ -51,9 +51,9 @@ class ApproachTracker:
 
     def summary(self) -> dict:
         """At the end of the episode (what stands in its last state counts, however briefly)."""
-        self.steps_done = max(self.steps_done, self._standing())
+        steps_done = max(self.steps_done, self._standing())
         offset = None if self.offset_m is None else round(100 * self.offset_m, 2)
-        progress = {"steps_done": self.steps_done} if self.steps else {}
+        progress = {"steps_done": steps_done} if self.steps else {}
         return {"closed_gripper": self.closed, "approach_offset_cm": offset, **progress}
 
 
